@@ -1,0 +1,85 @@
+# hpcri build.  `make` builds into build/, `make SAN=1` into build-asan/ with
+# AddressSanitizer + UBSan.  `make check` runs the whole suite (both builds).
+CC      ?= cc
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-asan
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+PKGS     = libnghttp2 libprotobuf-c sqlite3 jansson inih libcurl libarchive libcrypto
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -pthread \
+           -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(SANFLAGS) $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
+LDFLAGS += $(SANFLAGS)
+
+PROTO    = proto/api.proto
+GEN_C    = $(BUILD)/gen/api.pb-c.c
+GEN_H    = $(BUILD)/gen/api.pb-c.h
+
+LIB_SRCS = $(wildcard src/util/*.c src/rpc/*.c src/store/*.c src/config/*.c src/cri/*.c \
+                      src/backend/*.c src/backend/*/*.c src/image/*.c src/stream/*.c)
+LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/api.pb-c.o
+CTL_SRCS = $(wildcard src/ctl/*.c)
+CTL_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+
+all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(UNIT_BINS) pyproto
+
+$(GEN_C) $(GEN_H): $(PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $(PROTO)
+
+# Python stubs for the integration tests (python3-protobuf + python3-grpcio).
+PYGEN = $(BUILD)/py/api_pb2.py
+pyproto: $(PYGEN)
+$(PYGEN): $(PROTO)
+	@mkdir -p $(BUILD)/py
+	protoc --proto_path=proto --python_out=$(BUILD)/py $(PROTO)
+
+$(BUILD)/obj/gen/api.pb-c.o: $(GEN_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
+
+$(BUILD)/obj/%.o: src/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libhpcri.a: $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/hpcri: $(BUILD)/obj/main.o $(BUILD)/libhpcri.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/hpcri-ctl: $(CTL_OBJS) $(BUILD)/libhpcri.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The pod sandbox's pause process: static, no libc dependencies at run time.
+$(BUILD)/hpcri-pause: src/pause/pause.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libhpcri.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libhpcri.a $(LDLIBS)
+
+check:
+	tests/run-all.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h' 'bench/*.c')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h' 'bench/*.c')
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all check clean format format-check pyproto
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
