@@ -1,0 +1,113 @@
+/* The backend interface: what every runtime handler type implements.
+ *
+ * The CRI layer (src/cri) validates requests, owns the state store and the
+ * ids, and calls exactly one backend instance per pod, chosen by the pod's
+ * RuntimeClass handler from the config.  Nothing above src/backend knows which
+ * kind of backend it talks to: all it sees is this ops table.
+ *
+ * Conventions:
+ *  - Every op returns 0 or -1 with `err` filled (gRPC status code + message).
+ *  - Ops may block (they run on the worker pool), except `container_status`
+ *    and `sandbox_status`, which must answer from cached state quickly because
+ *    the kubelet polls them.
+ *  - A backend persists what it needs to re-attach after a daemon restart in
+ *    the record's `backend_state` (a JSON string it owns the format of); the
+ *    CRI layer stores it in the same transaction as the state change.
+ *  - Exits and other state changes discovered asynchronously are reported
+ *    through `hp_backend_host.on_container_exit` so that the CRI layer can
+ *    update the store and emit GetContainerEvents.
+ */
+#ifndef HP_BACKEND_BACKEND_H
+#define HP_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api.pb-c.h"
+#include "util/err.h"
+
+typedef struct hp_backend hp_backend;
+
+/* What a backend needs to know about a pod: ids plus the decoded CRI config. */
+typedef struct hp_be_pod {
+    const char *id;
+    const Runtime__V1__PodSandboxConfig *config;
+    const char *handler;
+    char *backend_state; /* in: last persisted JSON (may be NULL); out: new JSON (malloc'd, the
+                            CRI layer takes ownership) */
+} hp_be_pod;
+
+typedef struct hp_be_container {
+    const char *id;
+    const char *pod_id;
+    const Runtime__V1__ContainerConfig *config;
+    const Runtime__V1__PodSandboxConfig *pod_config;
+    const char *image_id;     /* resolved image id (sha256:...) */
+    const char *rootfs_hint;  /* image rootfs prepared by the image service, or NULL */
+    const char *log_path;     /* absolute CRI log path, or NULL */
+    char *backend_state;      /* as for hp_be_pod */
+} hp_be_container;
+
+/* Observed runtime state of a container. */
+typedef struct hp_be_status {
+    int state;            /* Runtime__V1__ContainerState */
+    int64_t started_at;   /* unix ns, 0 if not started */
+    int64_t finished_at;  /* unix ns, 0 if running */
+    int32_t exit_code;
+    char reason[64];      /* "Completed", "Error", "OOMKilled", or a backend-specific reason */
+    char message[512];
+} hp_be_status;
+
+typedef struct hp_be_exec_result {
+    uint8_t *out; /* malloc'd stdout, owned by the caller after the call */
+    size_t out_len;
+    uint8_t *errout; /* malloc'd stderr */
+    size_t err_len;
+    int32_t exit_code;
+} hp_be_exec_result;
+
+/* Callbacks from a backend into the CRI layer; any thread. */
+typedef struct hp_backend_host {
+    void *ud;
+    void (*on_container_exit)(void *ud, const char *container_id, const hp_be_status *st);
+} hp_backend_host;
+
+typedef struct hp_backend_ops {
+    const char *type; /* "oci", "slurm", "remote", "charliecloud" */
+
+    /* Pod sandbox. run creates the pod's shared environment; stop is idempotent
+     * and stops every container of the pod; remove frees all of it. */
+    int (*sandbox_run)(hp_backend *be, hp_be_pod *pod, hp_err *err);
+    int (*sandbox_stop)(hp_backend *be, hp_be_pod *pod, hp_err *err);
+    int (*sandbox_remove)(hp_backend *be, hp_be_pod *pod, hp_err *err);
+    /* Fill info (JSON, malloc'd, caller frees) for verbose status; may be NULL. */
+    int (*sandbox_status)(hp_backend *be, hp_be_pod *pod, bool *ready, char **info, hp_err *err);
+
+    /* Containers. */
+    int (*container_create)(hp_backend *be, hp_be_container *c, hp_err *err);
+    int (*container_start)(hp_backend *be, hp_be_container *c, hp_err *err);
+    int (*container_stop)(hp_backend *be, hp_be_container *c, int64_t timeout_s, hp_err *err);
+    int (*container_remove)(hp_backend *be, hp_be_container *c, hp_err *err);
+    int (*container_status)(hp_backend *be, hp_be_container *c, hp_be_status *st, hp_err *err);
+    /* Stats: fills a Runtime__V1__ContainerStats the caller frees with
+     * hp_be_stats_free (protobuf-c message graph allocated by the backend). */
+    int (*container_stats)(hp_backend *be, hp_be_container *c, Runtime__V1__ContainerStats **out,
+                           hp_err *err);
+    int (*exec_sync)(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
+                     int64_t timeout_s, hp_be_exec_result *res, hp_err *err);
+    int (*reopen_log)(hp_backend *be, hp_be_container *c, hp_err *err);
+    int (*update_resources)(hp_backend *be, hp_be_container *c,
+                            const Runtime__V1__LinuxContainerResources *res, hp_err *err);
+
+    /* Tear down the instance (not the containers: they outlive the daemon). */
+    void (*destroy)(hp_backend *be);
+} hp_backend_ops;
+
+/* Every backend instance starts with this header. */
+struct hp_backend {
+    const hp_backend_ops *ops;
+    char *handler; /* RuntimeClass handler name ("" = default), owned */
+    hp_backend_host host;
+};
+
+#endif
