@@ -13,7 +13,7 @@ endif
 PKGS     = libnghttp2 libprotobuf-c sqlite3 jansson inih libcurl libarchive libcrypto
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -pthread \
-           -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(SANFLAGS) $(shell pkg-config --cflags $(PKGS))
+           -D_GNU_SOURCE -Ulinux -Isrc -I$(BUILD)/gen $(SANFLAGS) $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
 LDFLAGS += $(SANFLAGS)
 

@@ -1,0 +1,40 @@
+/* The daemon context: the one place hpcri keeps mutable state.
+ *
+ * main() fills it, the CRI handlers receive it as their `ud`, and every
+ * subsystem hangs off it.  Fields are written at start-up only, except `cfg`
+ * (replaced on SIGHUP under cfg_lock) and the log level.
+ */
+#ifndef HP_CRI_DAEMON_H
+#define HP_CRI_DAEMON_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "rpc/rpc.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#define HPCRI_VERSION "0.1.0"
+
+typedef struct hp_daemon {
+    struct hp_log log;
+    char *config_path; /* file given or found; NULL = embedded defaults; owned */
+    hp_config *cfg;    /* owned; swap under cfg_lock */
+    pthread_rwlock_t cfg_lock;
+    hp_store *store;        /* owned */
+    hp_rpc_server *rpc;     /* owned */
+    char *socket_path;      /* owned copy of the socket we serve */
+    char *root;             /* owned: state dir */
+    int lock_fd;            /* flock'd <socket>.lock, -1 if none */
+    int64_t started_at;     /* unix ns */
+    const char *opt_listen; /* command-line overrides (argv storage), NULL if not given */
+    const char *opt_root;
+    const char *opt_level;
+} hp_daemon;
+
+/* Register every runtime.v1 method on d->rpc: implemented ones with their
+ * handlers, the rest answering UNIMPLEMENTED with the method's name. */
+int hp_cri_register(hp_daemon *d, hp_err *err);
+
+#endif

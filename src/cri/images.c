@@ -1,0 +1,202 @@
+/* Image calls answered from the state store: ListImages, ImageStatus,
+ * ImageFsInfo. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "api.pb-c.h"
+#include "cri/convert.h"
+#include "cri/cri_internal.h"
+#include "cri/pb.h"
+#include "util/cleanup.h"
+
+int hp_cri_list_images(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__ListImagesRequest *in =
+        hp_pb_decode(&runtime__v1__list_images_request__descriptor, req, err);
+    Runtime__V1__ListImagesResponse out = RUNTIME__V1__LIST_IMAGES_RESPONSE__INIT;
+    _cleanup_arena_ hp_arena a = {0};
+    hp_image_rec *imgs = NULL, *one = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    if (in == NULL)
+        return -1;
+    if (in->filter && in->filter->image && in->filter->image->image &&
+        in->filter->image->image[0]) {
+        one = hp_cri_image_find(d, in->filter->image->image, err);
+        if (one == NULL) {
+            if (err->code != HP_NOT_FOUND)
+                return -1;
+            hp_err_clear(err);
+            return hp_pb_reply(resp, &out, err); /* no match: empty list */
+        }
+        imgs = one;
+        n = 1;
+    } else if (hp_store_image_list(d->store, &imgs, &n, err) < 0) {
+        return -1;
+    }
+    out.images = HP_ARENA_ARRAY(&a, Runtime__V1__Image *, n);
+    if (out.images == NULL)
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        if ((out.images[out.n_images++] = hp_cri_image_out(&a, &imgs[i])) == NULL)
+            goto oom;
+    rc = hp_pb_reply(resp, &out, err);
+    goto out;
+oom:
+    hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory listing images");
+out:
+    if (one)
+        hp_image_rec_free(one);
+    else
+        hp_image_recs_free(imgs, n);
+    return rc;
+}
+
+int hp_cri_image_status(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__ImageStatusRequest *in =
+        hp_pb_decode(&runtime__v1__image_status_request__descriptor, req, err);
+    Runtime__V1__ImageStatusResponse out = RUNTIME__V1__IMAGE_STATUS_RESPONSE__INIT;
+    Runtime__V1__ImageStatusResponse__InfoEntry entry =
+        RUNTIME__V1__IMAGE_STATUS_RESPONSE__INFO_ENTRY__INIT;
+    Runtime__V1__ImageStatusResponse__InfoEntry *entries[1] = {&entry};
+    _cleanup_arena_ hp_arena a = {0};
+    hp_image_rec *im;
+    int rc;
+
+    if (in == NULL)
+        return -1;
+    if (in->image == NULL || in->image->image == NULL || in->image->image[0] == '\0')
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "ImageStatus: image.image is empty");
+    im = hp_cri_image_find(d, in->image->image, err);
+    if (im == NULL) {
+        if (err->code != HP_NOT_FOUND)
+            return -1;
+        /* CRI contract: an unknown image is an empty response, not an error. */
+        hp_err_clear(err);
+        return hp_pb_reply(resp, &out, err);
+    }
+    out.image = hp_cri_image_out(&a, im);
+    if (out.image == NULL) {
+        hp_image_rec_free(im);
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    if (in->verbose && im->config_json) {
+        entry.key = "info";
+        entry.value = im->config_json;
+        out.n_info = 1;
+        out.info = entries;
+    }
+    rc = hp_pb_reply(resp, &out, err);
+    hp_image_rec_free(im);
+    return rc;
+}
+
+/* --- ImageFsInfo -------------------------------------------------------- */
+
+struct usage {
+    uint64_t bytes;
+    uint64_t inodes;
+};
+
+static int du_walk(const char *root, struct usage *u, hp_err *err)
+{
+    /* nftw has no user-data pointer: walk iteratively with an explicit stack
+     * of directory paths instead of a static accumulator. */
+    size_t cap = 16, n = 0;
+    char **stack = malloc(cap * sizeof *stack);
+    int rc = 0;
+    if (stack == NULL)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    stack[n++] = strdup(root);
+    while (n > 0) {
+        _cleanup_free_ char *dir = stack[--n];
+        _cleanup_closedir_ DIR *dh = NULL;
+        struct dirent *de;
+        if (dir == NULL) {
+            rc = hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+            break;
+        }
+        dh = opendir(dir);
+        if (dh == NULL)
+            continue; /* vanished or unreadable: count what we can */
+        while ((de = readdir(dh)) != NULL) {
+            struct stat st;
+            char *path;
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            if (fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                continue;
+            u->inodes++;
+            u->bytes += (uint64_t)st.st_blocks * 512;
+            if (!S_ISDIR(st.st_mode))
+                continue;
+            if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
+                rc = hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+                break;
+            }
+            if (n == cap) {
+                char **ns = realloc(stack, cap * 2 * sizeof *ns);
+                if (ns == NULL) {
+                    free(path);
+                    rc = hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+                    break;
+                }
+                stack = ns;
+                cap *= 2;
+            }
+            stack[n++] = path;
+        }
+        if (rc < 0)
+            break;
+    }
+    while (n > 0)
+        free(stack[--n]);
+    free(stack);
+    return rc;
+}
+
+int hp_cri_image_fs_info(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__ImageFsInfoRequest *in =
+        hp_pb_decode(&runtime__v1__image_fs_info_request__descriptor, req, err);
+    Runtime__V1__ImageFsInfoResponse out = RUNTIME__V1__IMAGE_FS_INFO_RESPONSE__INIT;
+    Runtime__V1__FilesystemUsage fs = RUNTIME__V1__FILESYSTEM_USAGE__INIT;
+    Runtime__V1__FilesystemIdentifier id = RUNTIME__V1__FILESYSTEM_IDENTIFIER__INIT;
+    Runtime__V1__UInt64Value bytes = RUNTIME__V1__UINT64_VALUE__INIT;
+    Runtime__V1__UInt64Value inodes = RUNTIME__V1__UINT64_VALUE__INIT;
+    Runtime__V1__FilesystemUsage *list[1] = {&fs};
+    _cleanup_free_ char *dir = NULL;
+    struct usage u = {0};
+    struct timespec ts;
+
+    if (in == NULL)
+        return -1;
+    dir = hp_cri_image_dir(d, err);
+    if (dir == NULL)
+        return -1;
+    if (du_walk(dir, &u, err) < 0)
+        return -1;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fs.timestamp = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    id.mountpoint = dir;
+    bytes.value = u.bytes;
+    inodes.value = u.inodes;
+    fs.fs_id = &id;
+    fs.used_bytes = &bytes;
+    fs.inodes_used = &inodes;
+    out.n_image_filesystems = 1;
+    out.image_filesystems = list;
+    return hp_pb_reply(resp, &out, err);
+}
