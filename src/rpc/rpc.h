@@ -33,10 +33,10 @@ void hp_buf_free(hp_buf *b);
 
 /* What a handler sees of one incoming call. Valid for the handler's duration. */
 typedef struct hp_rpc_req {
-    const char *method;     /* "/runtime.v1.RuntimeService/Version" */
-    const uint8_t *data;    /* serialized request message (may be NULL when len == 0) */
+    const char *method;  /* "/runtime.v1.RuntimeService/Version" */
+    const uint8_t *data; /* serialized request message (may be NULL when len == 0) */
     size_t len;
-    int64_t deadline_ns;    /* CLOCK_MONOTONIC deadline from grpc-timeout; 0 = none */
+    int64_t deadline_ns;          /* CLOCK_MONOTONIC deadline from grpc-timeout; 0 = none */
     const atomic_bool *cancelled; /* set when the client resets the stream or the deadline passes */
 } hp_rpc_req;
 
@@ -71,7 +71,7 @@ enum hp_rpc_flags { HP_RPC_INLINE = 0, HP_RPC_BLOCKING = 1 };
 typedef struct hp_rpc_method {
     const char *path; /* full :path, e.g. "/runtime.v1.ImageService/PullImage" */
     enum hp_rpc_kind kind;
-    int flags;        /* enum hp_rpc_flags */
+    int flags; /* enum hp_rpc_flags */
     hp_rpc_unary_fn unary;
     hp_rpc_stream_fn stream;
     void *ud;
@@ -80,11 +80,11 @@ typedef struct hp_rpc_method {
 typedef struct hp_rpc_server hp_rpc_server;
 
 typedef struct hp_rpc_options {
-    const char *socket_path;     /* unix socket to listen on */
-    unsigned socket_mode;        /* e.g. 0660 */
-    unsigned workers;            /* worker threads for blocking handlers; 0 = 4 */
+    const char *socket_path;         /* unix socket to listen on */
+    unsigned socket_mode;            /* e.g. 0660 */
+    unsigned workers;                /* worker threads for blocking handlers; 0 = 4 */
     unsigned max_concurrent_streams; /* per connection; 0 = 256 */
-    unsigned max_connections;    /* 0 = 1024 */
+    unsigned max_connections;        /* 0 = 1024 */
 } hp_rpc_options;
 
 /* Create a server listening on opts->socket_path (an existing stale socket
@@ -104,7 +104,9 @@ int hp_rpc_server_run(hp_rpc_server *srv, hp_err *err);
  * grace_ms, then return from hp_rpc_server_run. */
 void hp_rpc_server_shutdown(hp_rpc_server *srv, unsigned grace_ms);
 
-/* Unlinks the socket, joins workers, frees everything. NULL is a no-op. */
+/* Unlinks the socket, joins workers, frees everything. NULL is a no-op.
+ * Call after hp_rpc_server_run returned; subsystems holding stream
+ * references must have dropped them (hp_rpc_stream_unref) before. */
 void hp_rpc_server_free(hp_rpc_server *srv);
 
 /* Loop-thread hooks for other subsystems (signals, timers, later the exit-file
@@ -112,5 +114,14 @@ void hp_rpc_server_free(hp_rpc_server *srv);
 typedef void (*hp_rpc_fd_cb)(void *ud, int fd, uint32_t events);
 int hp_rpc_server_watch_fd(hp_rpc_server *srv, int fd, hp_rpc_fd_cb cb, void *ud, hp_err *err);
 int hp_rpc_server_unwatch_fd(hp_rpc_server *srv, int fd);
+
+/* Periodic timer on the loop thread (a timerfd in the loop): cb runs every
+ * interval_ms (> 0) until removed.  Returns a timer id >= 0, or -1.  Like the
+ * fd hooks: call before hp_rpc_server_run or from the loop thread. */
+typedef void (*hp_rpc_timer_cb)(void *ud);
+int hp_rpc_server_add_timer(hp_rpc_server *srv, unsigned interval_ms, hp_rpc_timer_cb cb, void *ud,
+                            hp_err *err);
+/* Stop and free a timer; 0, or -1 when id is unknown. */
+int hp_rpc_server_remove_timer(hp_rpc_server *srv, int id);
 
 #endif
