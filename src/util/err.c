@@ -43,15 +43,24 @@ int hp_err_sys(hp_err *err, int code, const char *fmt, ...)
 int hp_err_wrap(hp_err *err, const char *fmt, ...)
 {
     char prefix[HP_ERR_MSG_MAX];
-    char old[HP_ERR_MSG_MAX];
     va_list ap;
+    size_t plen, mlen;
     if (err == NULL)
         return -1;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    plen = strlen(prefix);
+    if (plen > sizeof err->msg - 3)
+        plen = sizeof err->msg - 3;
+    mlen = strnlen(err->msg, sizeof err->msg - 1);
+    if (plen + 2 + mlen > sizeof err->msg - 1)
+        mlen = sizeof err->msg - 1 - plen - 2;
+    memmove(err->msg + plen + 2, err->msg, mlen);
+    memcpy(err->msg, prefix, plen);
+    err->msg[plen] = ':';
+    err->msg[plen + 1] = ' ';
+    err->msg[plen + 2 + mlen] = '\0';
     if (err->code == HP_OK)
         err->code = HP_INTERNAL;
     return -1;
