@@ -83,3 +83,7 @@ clean:
 
 .PHONY: all check clean format format-check pyproto
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+demo: all
+	scripts/demo.sh
+.PHONY: demo
