@@ -1180,9 +1180,17 @@ static int on_kv(void *user, const char *section, const char *name, const char *
 
     if (c->kind == L_CONT) {
         if (c->sect == S_REGISTRY && strcmp(name, "mirrors") == 0 && c->n_seen &&
-            strcmp(c->seen[c->n_seen - 1].key, "mirrors") == 0)
-            (void)registry_add_mirrors(c, &c->cfg->registries[c->sect_index], value);
-        else if (c->sect != S_BAD)
+            strcmp(c->seen[c->n_seen - 1].key, "mirrors") == 0) {
+            /* inih (r55) keeps inline comments on continuation lines: drop them */
+            size_t len = (size_t)(find_chars_or_comment(value, NULL) - value);
+            while (len && isspace((unsigned char)value[len - 1]))
+                len--;
+            _cleanup_free_ char *v = strndup(value, len);
+            if (!v)
+                ctx_enomem(c);
+            else
+                (void)registry_add_mirrors(c, &c->cfg->registries[c->sect_index], v);
+        } else if (c->sect != S_BAD)
             ctx_fail(c, c->lineno, HP_INVALID_ARGUMENT,
                      "indented line continues the value of \"%s\"; only mirrors may span several "
                      "lines (remove the indentation)",
