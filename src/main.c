@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     if (check) {
         hp_config *cfg = hp_config_load(check, getuid(), &err);
         if (cfg == NULL) {
-            fprintf(stderr, "hpcri: %s: %s\n", check, err.msg);
+            fprintf(stderr, "hpcri: %s\n", err.msg);
             return 1;
         }
         printf("%s: configuration is valid\n", check);
