@@ -66,7 +66,7 @@ static const hp_opt_spec registry_specs[] = {
 
 static const hp_opt_spec oci_specs[] = {
     {.key = "runtime_path", .kind = HP_K_PROGRAM, .def_root = "runc", .def_user = "runc"},
-    {.key = "runtime_root", .kind = HP_K_ABS_PATH},
+    {.key = "runtime_root", .kind = HP_K_ABS_PATH, .unset = "the OCI runtime's own default"},
     {.key = "conmon_path", .kind = HP_K_PROGRAM, .def_root = "conmon", .def_user = "conmon"},
     {.key = "cgroup_manager",
      .kind = HP_K_ENUM,
@@ -96,10 +96,10 @@ static const hp_opt_spec charliecloud_specs[] = {
 };
 
 static const hp_opt_spec slurm_specs[] = {
-    {.key = "partition", .kind = HP_K_SLURM_NAME},
-    {.key = "account", .kind = HP_K_SLURM_NAME},
-    {.key = "qos", .kind = HP_K_SLURM_NAME},
-    {.key = "time_limit", .kind = HP_K_SLURM_TIME},
+    {.key = "partition", .kind = HP_K_SLURM_NAME, .unset = "the cluster's default partition"},
+    {.key = "account", .kind = HP_K_SLURM_NAME, .unset = "the user's default account"},
+    {.key = "qos", .kind = HP_K_SLURM_NAME, .unset = "the default QOS"},
+    {.key = "time_limit", .kind = HP_K_SLURM_TIME, .unset = "the partition's default"},
     {.key = "shared_dir", .kind = HP_K_ABS_PATH, .required = true},
     {.key = "runtime_path", .kind = HP_K_PROGRAM, .def_root = "runc", .def_user = "runc"},
     {.key = "slurm_bin_dir", .kind = HP_K_ABS_PATH, .def_root = "/usr/bin", .def_user = "/usr/bin"},

@@ -19,7 +19,7 @@ static void describe_registry(const hp_registry_config *r, FILE *out)
 {
     fprintf(out, "  %s:\n", r->host);
     if (r->n_mirrors) {
-        fprintf(out, "    mirrors (in order):");
+        fprintf(out, "    mirrors, in order:  ");
         for (size_t i = 0; i < r->n_mirrors; i++)
             fprintf(out, " %s", r->mirrors[i]);
         fprintf(out, "\n    then upstream:       %s\n",
@@ -44,10 +44,11 @@ static void describe_handler(const hp_handler_config *h, FILE *out)
     for (size_t i = 0; i < n; i++) {
         const char *conf = hp_handler_configured(h, specs[i].key);
         const char *eff = hp_handler_opt(h, specs[i].key);
-        const char *note = conf ? "" : eff ? " (default)" : "";
-        if (!eff && specs[i].kind == HP_K_ABS_PATH && strcmp(specs[i].key, "runtime_root") == 0)
-            note = " (the OCI runtime's own default)";
-        fprintf(out, "    %-17s = %s%s\n", specs[i].key, or_unset(eff), note);
+        if (!eff)
+            fprintf(out, "    %-17s   (unset: %s)\n", specs[i].key,
+                    specs[i].unset ? specs[i].unset : "no value");
+        else
+            fprintf(out, "    %-17s = %s%s\n", specs[i].key, eff, conf ? "" : " (default)");
     }
 }
 

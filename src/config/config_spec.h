@@ -33,6 +33,7 @@ typedef struct hp_opt_spec {
     const char *def_root;       /* default when running as root, NULL = none */
     const char *def_user;       /* default when unprivileged, NULL = none */
     const char *def_from;       /* default = value of this other key */
+    const char *unset;          /* what an unset key without default means (describe) */
     bool required;
 } hp_opt_spec;
 
