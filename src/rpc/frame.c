@@ -69,7 +69,9 @@ int64_t hp_rpc_parse_timeout(const char *v, size_t len)
     default:
         return -1;
     }
-    /* 99999999 hours is 3.6e17 ns: no overflow possible. */
+    /* 99999999 hours do not fit in int64 nanoseconds: saturate. */
+    if (n > INT64_MAX / mult)
+        return INT64_MAX;
     return n * mult;
 }
 

@@ -12,8 +12,8 @@
 #define HP_RPC_PREFIX_LEN 5
 
 /* Parse a grpc-timeout header value ("<1..8 digits><H|M|S|m|u|n>", no
- * whitespace).  Returns the timeout in nanoseconds (>= 0), or -1 when the
- * value is malformed. */
+ * whitespace).  Returns the timeout in nanoseconds (>= 0; INT64_MAX when it
+ * does not fit, i.e. practically infinite), or -1 when malformed. */
 int64_t hp_rpc_parse_timeout(const char *v, size_t len);
 
 /* Percent-encode a grpc-message value: bytes outside 0x20..0x7E and '%'

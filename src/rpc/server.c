@@ -756,10 +756,11 @@ static int on_header(nghttp2_session *sess, const nghttp2_frame *frame, const ui
         c->ct_ok = hp_rpc_content_type_ok((const char *)value, valuelen);
     } else if (nv_is(name, namelen, "grpc-timeout")) {
         int64_t t = hp_rpc_parse_timeout((const char *)value, valuelen);
+        int64_t now = now_ns();
         if (t < 0)
             c->bad_timeout = true;
-        else
-            c->deadline_ns = now_ns() + t;
+        else if (t < INT64_MAX - now)
+            c->deadline_ns = now + t; /* else: no deadline at all */
     }
     return 0;
 }
