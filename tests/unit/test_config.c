@@ -505,4 +505,38 @@ T_CASE(diff_summary)
     hp_config_free(b);
 }
 
+/* Read a whole file (malloc'd, caller frees) or NULL. */
+static char *slurp(const char *path)
+{
+    _cleanup_fclose_ FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0;
+    if (!f)
+        return NULL;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return NULL;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    return buf;
+}
+
+T_CASE(docs_example_matches_file)
+{
+    _cleanup_free_ char *doc = slurp("docs/config.md");
+    _cleanup_free_ char *ex = slurp(EXAMPLE);
+    T_ASSERT(doc);
+    T_ASSERT(ex);
+    const char *sec = strstr(doc, "## Complete example");
+    T_ASSERT(sec);
+    const char *start = strstr(sec, "```ini\n");
+    T_ASSERT(start);
+    start += 7;
+    T_ASSERT(strncmp(start, ex, strlen(ex)) == 0);
+    T_ASSERT(strncmp(start + strlen(ex), "```", 3) == 0);
+}
+
 T_MAIN()
