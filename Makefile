@@ -17,13 +17,14 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -pth
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -pthread
 LDFLAGS += $(SANFLAGS)
 
-PROTO    = proto/api.proto
-GEN_C    = $(BUILD)/gen/api.pb-c.c
-GEN_H    = $(BUILD)/gen/api.pb-c.h
+PROTOS   = $(wildcard proto/*.proto)
+GEN_C    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H    = $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.h,$(PROTOS))
+GEN_OBJS = $(patsubst proto/%.proto,$(BUILD)/obj/gen/%.pb-c.o,$(PROTOS))
 
 LIB_SRCS = $(wildcard src/util/*.c src/rpc/*.c src/store/*.c src/config/*.c src/cri/*.c \
                       src/backend/*.c src/backend/*/*.c src/image/*.c src/stream/*.c)
-LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(BUILD)/obj/gen/api.pb-c.o
+LIB_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_OBJS)
 CTL_SRCS = $(wildcard src/ctl/*.c)
 CTL_OBJS = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CTL_SRCS))
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
@@ -32,18 +33,18 @@ FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 
 all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(UNIT_BINS) pyproto
 
-$(GEN_C) $(GEN_H): $(PROTO)
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $(PROTO)
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
 
-# Python stubs for the integration tests (python3-protobuf + python3-grpcio).
-PYGEN = $(BUILD)/py/api_pb2.py
+# Python modules for the integration tests (python3-protobuf + python3-grpcio).
+PYGEN = $(patsubst proto/%.proto,$(BUILD)/py/%_pb2.py,$(PROTOS))
 pyproto: $(PYGEN)
-$(PYGEN): $(PROTO)
+$(BUILD)/py/%_pb2.py: proto/%.proto
 	@mkdir -p $(BUILD)/py
-	protoc --proto_path=proto --python_out=$(BUILD)/py $(PROTO)
+	protoc --proto_path=proto --python_out=$(BUILD)/py $<
 
-$(BUILD)/obj/gen/api.pb-c.o: $(GEN_C)
+$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "api.pb-c.h"
 #include "util/err.h"
@@ -109,5 +110,30 @@ struct hp_backend {
     char *handler; /* RuntimeClass handler name ("" = default), owned */
     hp_backend_host host;
 };
+
+/* What the daemon gives a backend at creation.  Strings are borrowed and
+ * outlive the backend. */
+typedef struct hp_backend_env {
+    const char *root;       /* daemon state dir (bundles go under <root>/<type>/...) */
+    const char *run_dir;    /* runtime dir (exit files, attach sockets, pid files) */
+    const char *pause_path; /* hpcri-pause binary */
+    uid_t uid;              /* uid the daemon runs as */
+    hp_backend_host host;
+    /* Put an fd into the daemon's event loop (EPOLLIN); cb runs on the loop
+     * thread and must not block. NULL in unit tests: poll instead. */
+    int (*watch_fd)(void *loop_ud, int fd, void (*cb)(void *ud, int fd, uint32_t events),
+                    void *cb_ud, hp_err *err);
+    void *loop_ud;
+} hp_backend_env;
+
+struct hp_handler_config;
+
+/* Create the backend instance for a configured handler (switches on its
+ * type).  Returns a new instance owned by the caller (be->ops->destroy), or
+ * NULL with UNIMPLEMENTED when this build has no such backend type yet, or
+ * another error when the handler's prerequisites are missing (e.g. runtime
+ * binary not found: FAILED_PRECONDITION naming it). */
+hp_backend *hp_backend_new(const struct hp_handler_config *h, const hp_backend_env *env,
+                           hp_err *err);
 
 #endif
