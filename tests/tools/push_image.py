@@ -12,7 +12,8 @@ Images (all repositories under test/):
   index     OCI index: linux/amd64 + linux/arm64/v8
   list      Docker manifest list: linux/amd64 + linux/arm64/v8
   corrupt   OCI manifest whose layer blob is then overwritten on disk (needs
-            --storage, the registry's storage root) with same-size garbage
+            --storage, the registry's storage root) with same-size garbage, and
+            whose stored manifest gets one byte changed (still valid JSON)
 
 Blobs are uploaded monolithically (POST then PUT ?digest=), manifests with PUT.
 The digests of everything pushed are written as JSON to --out.
@@ -235,6 +236,17 @@ def main():
         with open(path, "wb") as f:
             f.write(bad)
         img["bad_digest"] = sha256(bad)
+        # The manifest too: same JSON, one indent space turned into a tab on disk.
+        hexd = img["manifest_digest"].split(":", 1)[1]
+        path = os.path.join(args.storage, "docker/registry/v2/blobs/sha256", hexd[:2], hexd,
+                            "data")
+        with open(path, "rb") as f:
+            data = f.read()
+        bad = data.replace(b"\n   ", b"\n\t  ", 1)
+        assert len(bad) == len(data) and bad != data
+        with open(path, "wb") as f:
+            f.write(bad)
+        img["bad_manifest_digest"] = sha256(bad)
         out["corrupt"] = img
     with open(args.out + ".tmp", "w") as f:
         json.dump(out, f, indent=2)

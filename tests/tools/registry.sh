@@ -6,6 +6,9 @@
 #                                            waits until /v2/ answers; PID in DIR/pid
 #   registry.sh stop DIR                     kill the registry whose PID is in DIR/pid
 #
+# With REGISTRY_WATCH_PID=N in the environment a watchdog also kills the
+# registry once process N is gone (so a crashed test does not leak it).
+#
 # Needs: docker-registry, apache2-utils (htpasswd), curl.  Exit status non-zero
 # with a message on stderr when the registry does not come up within 20 s.
 set -eu
@@ -60,6 +63,15 @@ $auth
 EOF
     "$bin" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
     echo $! >"$dir/pid"
+    if [ -n "${REGISTRY_WATCH_PID:-}" ]; then
+        regpid=$!
+        (
+            while kill -0 "$REGISTRY_WATCH_PID" 2>/dev/null && kill -0 "$regpid" 2>/dev/null; do
+                sleep 1
+            done
+            kill "$regpid" 2>/dev/null
+        ) </dev/null >/dev/null 2>&1 &
+    fi
     i=0
     while [ $i -lt 200 ]; do
         code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
