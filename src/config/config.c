@@ -538,7 +538,7 @@ static void handler_clear(hp_handler_config *h)
     memset(h, 0, sizeof *h);
 }
 
-static void registry_clear(hp_registry_config *r)
+static void registry_clear(hp_registry_host_config *r)
 {
     free(r->host);
     free_strv(r->mirrors, r->n_mirrors);
@@ -906,7 +906,8 @@ static void begin_section(parse_ctx *c, const char *raw, size_t rawlen)
 
     if (kind == S_REGISTRY) {
         hp_config *cfg = c->cfg;
-        hp_registry_config *nr = realloc(cfg->registries, (cfg->n_registries + 1) * sizeof *nr);
+        hp_registry_host_config *nr =
+            realloc(cfg->registries, (cfg->n_registries + 1) * sizeof *nr);
         if (!nr) {
             ctx_enomem(c);
             return;
@@ -1076,7 +1077,7 @@ static void apply_hpcri(parse_ctx *c, const char *key, char *val)
     free(val);
 }
 
-static int registry_add_mirrors(parse_ctx *c, hp_registry_config *r, const char *value)
+static int registry_add_mirrors(parse_ctx *c, hp_registry_host_config *r, const char *value)
 {
     char why[256];
     char **list;
@@ -1103,7 +1104,7 @@ static int registry_add_mirrors(parse_ctx *c, hp_registry_config *r, const char 
 
 static void apply_registry(parse_ctx *c, const char *key, char *val)
 {
-    hp_registry_config *r = &c->cfg->registries[c->sect_index];
+    hp_registry_host_config *r = &c->cfg->registries[c->sect_index];
     bool b = strcmp(val, "true") == 0;
     if (strcmp(key, "mirrors") == 0)
         (void)registry_add_mirrors(c, r, val);
@@ -1344,7 +1345,7 @@ hp_config *hp_config_load_string(const char *text, const char *name, uid_t uid, 
     for (size_t i = 0; i < c.n_fh; i++)
         finish_handler(&c, &c.fh[i]);
     for (size_t i = 0; i < cfg->n_registries; i++) {
-        hp_registry_config *r = &cfg->registries[i];
+        hp_registry_host_config *r = &cfg->registries[i];
         if (r->mirror_only && r->n_mirrors == 0)
             ctx_fail(&c, r->line, HP_INVALID_ARGUMENT,
                      "[registry \"%s\"] sets mirror_only but has no mirrors", r->host);
@@ -1526,7 +1527,7 @@ int hp_handler_opt_bool(const hp_handler_config *h, const char *key, bool *out, 
     return 0;
 }
 
-const hp_registry_config *hp_config_registry(const hp_config *cfg, const char *host)
+const hp_registry_host_config *hp_config_registry(const hp_config *cfg, const char *host)
 {
     if (!host)
         return NULL;
@@ -1534,4 +1535,31 @@ const hp_registry_config *hp_config_registry(const hp_config *cfg, const char *h
         if (strcasecmp(cfg->registries[i].host, host) == 0)
             return &cfg->registries[i];
     return NULL;
+}
+
+int hp_config_keep_restart_settings(hp_config *new, const hp_config *old, hp_err *err)
+{
+    char *listen = strdup(old->listen);
+    char *root = strdup(old->root);
+    char *run_dir = strdup(old->run_dir);
+    char *addr = strdup(old->stream_address);
+    if (!listen || !root || !run_dir || !addr) {
+        free(listen);
+        free(root);
+        free(run_dir);
+        free(addr);
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    free(new->listen);
+    free(new->root);
+    free(new->run_dir);
+    free(new->stream_address);
+    new->listen = listen;
+    new->root = root;
+    new->run_dir = run_dir;
+    new->run_dir_explicit = old->run_dir_explicit;
+    new->stream_address = addr;
+    new->workers = old->workers;
+    new->stream_port = old->stream_port;
+    return 0;
 }

@@ -9,7 +9,8 @@
  * A loaded hp_config is immutable after hp_config_load() apart from the
  * command-line setters below (called by main before the config is shared).
  * On SIGHUP main loads a fresh config, re-applies its command-line overrides
- * to it, and calls hp_config_diff(old, new) to see what changed.
+ * to it, calls hp_config_diff(old, new) to log what changed, and
+ * hp_config_keep_restart_settings(new, old) before switching to it.
  *
  * Ownership: an hp_config owns every string and array reachable from it
  * (malloc'd); hp_config_free() releases all of it.  Pointers returned by the
@@ -55,8 +56,10 @@ typedef struct hp_handler_config {
     int line; /* line of the section header, 0 for the embedded default */
 } hp_handler_config;
 
-/* Settings for one registry host. */
-typedef struct hp_registry_config {
+/* Settings for one registry host ([registry "HOST"]).  Named *_host_config so as
+ * not to clash with struct hp_registry_config of src/image/registry.h, the
+ * registry client's own settings, which the image service fills from these. */
+typedef struct hp_registry_host_config {
     char *host;     /* owned, lower-case, "host" or "host:port" */
     char **mirrors; /* owned array of owned URLs (no trailing '/'), tried in order */
     size_t n_mirrors;
@@ -64,7 +67,7 @@ typedef struct hp_registry_config {
     bool insecure;    /* plain HTTP / no TLS verification for this host */
     char *ca_file;    /* owned absolute path, NULL = system CA store */
     int line;
-} hp_registry_config;
+} hp_registry_host_config;
 
 typedef struct hp_config {
     uid_t uid;
@@ -86,7 +89,7 @@ typedef struct hp_config {
     char *default_platform; /* "os/arch[/variant]" */
     int max_concurrent_downloads;
 
-    hp_registry_config *registries; /* owned array, file order */
+    hp_registry_host_config *registries; /* owned array, file order */
     size_t n_registries;
 
     /* owned array; handlers[0] is always the default handler "" */
@@ -145,7 +148,7 @@ int hp_config_parse_slurm_time(const char *s, int64_t *seconds, hp_err *err);
 
 /* Settings for a registry host ("docker.io", "host:5000"; case-insensitive),
  * or NULL when the host has no [registry] section.  Pointer into cfg. */
-const hp_registry_config *hp_config_registry(const hp_config *cfg, const char *host);
+const hp_registry_host_config *hp_config_registry(const hp_config *cfg, const char *host);
 
 /* Write a human-readable summary of what hpcri would do with this config
  * (hpcri --check-config).  Returns 0, or -1 when writing failed. */
@@ -158,5 +161,12 @@ int hp_config_describe(const hp_config *cfg, FILE *out);
  * workers, stream_address, stream_port).  *summary is malloc'd, caller frees.
  * Returns 0, or -1 on ENOMEM (*summary NULL). */
 int hp_config_diff(const hp_config *old, const hp_config *new, char **summary, bool *needs_restart);
+
+/* For SIGHUP: copy the settings that cannot change without a restart
+ * (listen, root, run_dir, workers, stream_address, stream_port) from the
+ * running config `old` into the freshly loaded `new`, so that `new` describes
+ * what is actually in effect.  Call after hp_config_diff().  Returns 0, or -1
+ * with RESOURCE_EXHAUSTED (new is unchanged then). */
+int hp_config_keep_restart_settings(hp_config *new, const hp_config *old, hp_err *err);
 
 #endif

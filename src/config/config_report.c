@@ -15,7 +15,7 @@ static const char *or_unset(const char *s)
     return s ? s : "(unset)";
 }
 
-static void describe_registry(const hp_registry_config *r, FILE *out)
+static void describe_registry(const hp_registry_host_config *r, FILE *out)
 {
     fprintf(out, "  %s:\n", r->host);
     if (r->n_mirrors) {
@@ -135,7 +135,7 @@ static void detail(FILE *m, bool *any, const char *fmt, const char *a, const cha
         fprintf(m, fmt, a, b);
 }
 
-static bool mirrors_eq(const hp_registry_config *a, const hp_registry_config *b)
+static bool mirrors_eq(const hp_registry_host_config *a, const hp_registry_host_config *b)
 {
     if (a->n_mirrors != b->n_mirrors)
         return false;
@@ -145,7 +145,7 @@ static bool mirrors_eq(const hp_registry_config *a, const hp_registry_config *b)
     return true;
 }
 
-static char *mirrors_str(const hp_registry_config *r)
+static char *mirrors_str(const hp_registry_host_config *r)
 {
     char *s = NULL;
     size_t len = 0;
@@ -163,8 +163,8 @@ static char *mirrors_str(const hp_registry_config *r)
     return s;
 }
 
-static void diff_registry(FILE *m, bool *first, const hp_registry_config *a,
-                          const hp_registry_config *b)
+static void diff_registry(FILE *m, bool *first, const hp_registry_host_config *a,
+                          const hp_registry_host_config *b)
 {
     bool ma = mirrors_eq(a, b);
     if (ma && a->mirror_only == b->mirror_only && a->insecure == b->insecure &&
@@ -246,7 +246,7 @@ int hp_config_diff(const hp_config *old, const hp_config *new, char **summary, b
              new->max_concurrent_downloads, false, needs_restart);
 
     for (size_t i = 0; i < old->n_registries; i++) {
-        const hp_registry_config *b = hp_config_registry(new, old->registries[i].host);
+        const hp_registry_host_config *b = hp_config_registry(new, old->registries[i].host);
         if (!b) {
             line_start(m, &first);
             fprintf(m, "registry \"%s\" removed", old->registries[i].host);

@@ -153,7 +153,7 @@ T_CASE(example_file_loads)
     T_EQ_STR(hp_handler_opt(h, "runtime_path"), "crun");
     T_EQ_STR(hp_handler_opt(h, "conmon_path"), "conmon");
 
-    const hp_registry_config *r = hp_config_registry(cfg, "registry.internal:5000");
+    const hp_registry_host_config *r = hp_config_registry(cfg, "registry.internal:5000");
     T_ASSERT(r);
     T_EQ_INT(r->n_mirrors, 2); /* second one on an indented continuation line */
     T_EQ_STR(r->mirrors[1], "https://cache-b.internal");
@@ -375,7 +375,7 @@ T_CASE(registry_lookup)
     if (!cfg)
         T_FAIL("%s", err.msg);
     T_ASSERT(cfg);
-    const hp_registry_config *r = hp_config_registry(cfg, "docker.io");
+    const hp_registry_host_config *r = hp_config_registry(cfg, "docker.io");
     T_ASSERT(r);
     T_EQ_STR(r->host, "docker.io");
     T_EQ_INT(r->n_mirrors, 2);
@@ -501,6 +501,17 @@ T_CASE(diff_summary)
     T_ASSERT(strstr(r, "listen: /run/hpcri/hpcri.sock -> /tmp/other.sock: needs a restart, "
                        "not applied"));
     T_ASSERT(strstr(r, "run_dir: /run/hpcri -> /tmp: needs a restart"));
+
+    /* keeping the running values makes the restart-only differences disappear */
+    T_EQ_INT(hp_config_keep_restart_settings(b, a, &err), 0);
+    T_EQ_STR(b->listen, "/run/hpcri/hpcri.sock");
+    T_EQ_STR(b->run_dir, "/run/hpcri");
+    char *s4 = NULL;
+    T_EQ_INT(hp_config_diff(a, b, &s4, &restart), 0);
+    _cleanup_free_ char *kept = s4;
+    T_ASSERT(!restart);
+    T_ASSERT(!strstr(kept, "listen"));
+    T_ASSERT(strstr(kept, "log_level: info -> debug"));
     hp_config_free(a);
     hp_config_free(b);
 }
