@@ -486,7 +486,7 @@ static int layer_delete(hp_store *s, void *arg, hp_err *err)
         return -1;
     sqlite3_bind_text(q, 1, digest, -1, SQLITE_STATIC);
     if (sqlite3_step(q) != SQLITE_DONE) {
-        if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+        if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT) /* RESTRICT */
             return hp_err_set(err, HP_FAILED_PRECONDITION,
                               "layer %s is still used by an image; keep it", digest);
         return hp_store_dberr(s, err, "cannot forget layer %s", digest);

@@ -417,7 +417,9 @@ static int exec_by_id(hp_store *s, void *argp, hp_err *err)
     }
     if (sqlite3_step(q) != SQLITE_DONE) {
         int ext = sqlite3_extended_errcode(s->db);
-        if (a->slot == ST_POD_DELETE && ext == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        /* ON DELETE RESTRICT is reported as CONSTRAINT_FOREIGNKEY or, for
+         * the RESTRICT action, CONSTRAINT_TRIGGER. */
+        if (a->slot == ST_POD_DELETE && (ext & 0xff) == SQLITE_CONSTRAINT) {
             int64_t n = -1;
             sqlite3_reset(q);
             _cleanup_stmt_ sqlite3_stmt *c = hp_store_stmt(
