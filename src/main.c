@@ -204,6 +204,7 @@ static int64_t now_ns(void)
 static void daemon_fini(hp_daemon *d)
 {
     hp_rpc_server_free(d->rpc);
+    hp_image_service_free(d->images);
     hp_store_close(d->store);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
@@ -333,6 +334,12 @@ int main(int argc, char **argv)
     d.store = hp_store_open(db_path, &err);
     if (d.store == NULL) {
         hp_error("state store %s: %s", db_path, err.msg);
+        goto out;
+    }
+
+    d.images = hp_image_service_new(d.root, d.store, &err);
+    if (d.images == NULL) {
+        hp_error("image service: %s", err.msg);
         goto out;
     }
 

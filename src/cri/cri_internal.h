@@ -44,5 +44,11 @@ hp_image_rec *hp_cri_image_find(hp_daemon *d, const char *ref, hp_err *err);
 int hp_cri_image_fs_info(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_list_images(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_image_status(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_remove_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+
+/* admin.c: hpcri's own service (proto/hpcri.proto) on the same socket, e.g.
+ * image import.  Registers its methods on d->rpc. */
+int hp_cri_register_admin(hp_daemon *d, hp_err *err);
 
 #endif

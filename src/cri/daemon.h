@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "image/service.h"
 #include "rpc/rpc.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -22,13 +23,14 @@ typedef struct hp_daemon {
     char *config_path; /* file given or found; NULL = embedded defaults; owned */
     hp_config *cfg;    /* owned; swap under cfg_lock */
     pthread_rwlock_t cfg_lock;
-    hp_store *store;        /* owned */
-    hp_rpc_server *rpc;     /* owned */
-    char *socket_path;      /* owned copy of the socket we serve */
-    char *root;             /* owned: state dir */
-    int lock_fd;            /* flock'd <socket>.lock, -1 if none */
-    int64_t started_at;     /* unix ns */
-    const char *opt_listen; /* command-line overrides (argv storage), NULL if not given */
+    hp_store *store;          /* owned */
+    hp_image_service *images; /* owned */
+    hp_rpc_server *rpc;       /* owned */
+    char *socket_path;        /* owned copy of the socket we serve */
+    char *root;               /* owned: state dir */
+    int lock_fd;              /* flock'd <socket>.lock, -1 if none */
+    int64_t started_at;       /* unix ns */
+    const char *opt_listen;   /* command-line overrides (argv storage), NULL if not given */
     const char *opt_root;
     const char *opt_level;
 } hp_daemon;

@@ -102,6 +102,35 @@ int hp_cri_image_status(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *e
     return rc;
 }
 
+char *hp_cri_image_dir(hp_daemon *d, hp_err *err)
+{
+    char *dir = strdup(hp_image_service_dir(d->images));
+    if (dir == NULL)
+        hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    return dir;
+}
+
+hp_image_rec *hp_cri_image_find(hp_daemon *d, const char *ref, hp_err *err)
+{
+    return hp_store_image_lookup(d->store, ref, err);
+}
+
+int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    (void)ud;
+    (void)resp;
+    return hp_err_set(err, HP_UNIMPLEMENTED, "%s is not implemented by hpcri %s yet", req->method,
+                      HPCRI_VERSION);
+}
+
+int hp_cri_remove_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    (void)ud;
+    (void)resp;
+    return hp_err_set(err, HP_UNIMPLEMENTED, "%s is not implemented by hpcri %s yet", req->method,
+                      HPCRI_VERSION);
+}
+
 /* --- ImageFsInfo -------------------------------------------------------- */
 
 struct usage {

@@ -124,6 +124,8 @@ static const struct impl image_impls[] = {
     {"ImageFsInfo", hp_cri_image_fs_info, HP_RPC_BLOCKING},
     {"ListImages", hp_cri_list_images, HP_RPC_INLINE},
     {"ImageStatus", hp_cri_image_status, HP_RPC_INLINE},
+    {"PullImage", hp_cri_pull_image, HP_RPC_BLOCKING},
+    {"RemoveImage", hp_cri_remove_image, HP_RPC_BLOCKING},
     {NULL, NULL, 0},
 };
 
@@ -188,5 +190,7 @@ int hp_cri_register(hp_daemon *d, hp_err *err)
 {
     if (register_service(d, &runtime__v1__runtime_service__descriptor, runtime_impls, err) < 0)
         return -1;
-    return register_service(d, &runtime__v1__image_service__descriptor, image_impls, err);
+    if (register_service(d, &runtime__v1__image_service__descriptor, image_impls, err) < 0)
+        return -1;
+    return hp_cri_register_admin(d, err);
 }

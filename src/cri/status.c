@@ -138,23 +138,3 @@ hp_rpc_stream_fn hp_cri_stream_impl(const char *method)
     (void)method;
     return NULL;
 }
-
-char *hp_cri_image_dir(hp_daemon *d, hp_err *err)
-{
-    char *dir;
-    if (asprintf(&dir, "%s/images", d->root) < 0) {
-        hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
-        return NULL;
-    }
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        hp_err_sys(err, HP_INTERNAL, "cannot create %s", dir);
-        free(dir);
-        return NULL;
-    }
-    return dir;
-}
-
-hp_image_rec *hp_cri_image_find(hp_daemon *d, const char *ref, hp_err *err)
-{
-    return hp_store_image_lookup(d->store, ref, err);
-}
