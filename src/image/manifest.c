@@ -295,12 +295,11 @@ static int kind_from_json(json_t *root, const char *media_type, hp_err *err)
 
 int hp_manifest_kind(const char *buf, size_t len, const char *media_type, hp_err *err)
 {
+    if (is_schema1(media_type))
+        return schema1_error(err);
     _cleanup_json_ json_t *root = load_object(buf, len, "manifest", err);
-    if (root == NULL) {
-        if (is_schema1(media_type))
-            return schema1_error(err);
+    if (root == NULL)
         return -1;
-    }
     return kind_from_json(root, media_type, err);
 }
 
@@ -504,6 +503,8 @@ int hp_index_parse(const char *buf, size_t len, const char *media_type, struct h
 {
     struct hp_index idx = {0};
     memset(out, 0, sizeof *out);
+    if (is_schema1(media_type))
+        return schema1_error(err);
     _cleanup_json_ json_t *root = load_object(buf, len, "index", err);
     if (root == NULL)
         return -1;
@@ -616,6 +617,8 @@ int hp_manifest_parse(const char *buf, size_t len, const char *media_type, struc
 {
     struct hp_manifest m = {0};
     memset(out, 0, sizeof *out);
+    if (is_schema1(media_type))
+        return schema1_error(err);
     _cleanup_json_ json_t *root = load_object(buf, len, "manifest", err);
     if (root == NULL)
         return -1;
