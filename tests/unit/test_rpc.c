@@ -427,8 +427,10 @@ static int tc_pump(struct tc *tc, int timeout_ms, bool (*stop)(void *), void *ar
     int64_t end = now_ms() + timeout_ms;
     uint8_t buf[16384];
     for (;;) {
-        if (nghttp2_session_send(tc->sess) != 0)
+        if (nghttp2_session_send(tc->sess) != 0) {
+            tc->eof = true; /* EPIPE/ECONNRESET: the server closed it */
             return -1;
+        }
         if (stop && stop(arg))
             return 0;
         int64_t left = end - now_ms();
@@ -930,6 +932,60 @@ static bool got_two_msgs(void *arg)
     return ((struct tcall *)arg)->data.len >= 18;
 }
 
+T_CASE(stream_deadline_after_messages)
+{
+    struct fx fx;
+    struct tcall s;
+    char msgs[64][16];
+    T_ASSERT(fx_start(&fx, NULL) == 0);
+    struct tc *tc = tc_connect(fx.path);
+    tcall_init(&s);
+    int64_t t0 = now_ms();
+    T_EQ_INT(tc_start_ex(tc, &s, "POST", "/test.Svc/StreamForever", NULL, "150m", NULL, 0, true),
+             0);
+    T_EQ_INT(tc_wait(tc, &s, 3000), 0);
+    int64_t el = s.closed_ms - t0;
+    T_ASSERT(el >= 140 && el < 600);
+    T_EQ_INT(s.header_blocks, 2); /* headers, messages, then trailers */
+    T_EQ_INT(s.grpc_status, HP_DEADLINE_EXCEEDED);
+    int n = split_msgs(&s, msgs, 64);
+    T_ASSERT(n >= 2); /* framing intact: whole messages only */
+    T_EQ_STR(msgs[0], "tick");
+    for (int i = 0; i < 300 && atomic_load(&fx.forever_stopped) == 0; i++)
+        sleep_ms(10);
+    T_EQ_INT(atomic_load(&fx.forever_stopped), 1);
+    hp_buf_free(&s.data);
+    tc_free(tc);
+    fx_stop(&fx);
+}
+
+/* 16 MiB exactly (the limit) both ways: flow control, partial writes and
+ * EPOLLOUT on the server, the prefix length at the boundary. */
+T_CASE(max_size_message_roundtrip)
+{
+    struct fx fx;
+    struct tcall c;
+    size_t len = HP_RPC_MAX_MESSAGE + 5;
+    uint8_t *b = malloc(len);
+    hp_rpc_write_prefix(b, HP_RPC_MAX_MESSAGE);
+    for (size_t i = 5; i < len; i++)
+        b[i] = (uint8_t)(i * 7 + 3);
+    T_ASSERT(fx_start(&fx, NULL) == 0);
+    struct tc *tc = tc_connect(fx.path);
+    tcall_init(&c);
+    int64_t t0 = now_ms();
+    T_EQ_INT(tc_start_ex(tc, &c, "POST", "/test.Svc/EchoBlocking", NULL, NULL, b, len, true), 0);
+    T_EQ_INT(tc_wait(tc, &c, 60000), 0);
+    printf("  16 MiB echo: %lld ms\n", (long long)(now_ms() - t0));
+    T_EQ_INT(c.grpc_status, 0);
+    T_EQ_INT(c.data.len, len);
+    T_ASSERT(memcmp(c.data.data, b, len) == 0);
+    hp_buf_free(&c.data);
+    tc_free(tc);
+    free(b);
+    fx_stop(&fx);
+}
+
 T_CASE(stream_client_killed_mid_stream)
 {
     struct fx fx;
@@ -977,8 +1033,13 @@ T_CASE(settings_and_connection_limit)
     T_ASSERT(extra->eof);
     tc_free(extra);
     tc_free(tcs[0]);
-    sleep_ms(50);
-    T_EQ_INT(unary(fx.path, "/test.Svc/Echo", "room again", NULL, &c), 0);
+    /* once the server noticed the close there is room again */
+    for (int i = 0; i < 100; i++) {
+        sleep_ms(20);
+        if (unary(fx.path, "/test.Svc/Echo", "room again", NULL, &c) == 0)
+            break;
+    }
+    T_EQ_INT(c.grpc_status, 0);
     T_ASSERT(resp_is(&c, "room again"));
     hp_buf_free(&c.data);
     tc_free(tcs[1]);
@@ -1100,9 +1161,9 @@ T_CASE(watch_fd_and_timer)
     sleep_ms(300);
     T_EQ_INT(atomic_load(&h.reads), 3);
     T_EQ_INT(atomic_load(&h.ticks), 5); /* removed after the 5th tick */
-    T_EQ_INT(hp_rpc_server_remove_timer(fx.srv, h.timer), -1);
     hp_rpc_server_shutdown(fx.srv, 0);
     pthread_join(fx.th, NULL);
+    T_EQ_INT(hp_rpc_server_remove_timer(fx.srv, h.timer), -1); /* already gone */
     T_EQ_INT(hp_rpc_server_unwatch_fd(fx.srv, h.efd), 0);
     T_EQ_INT(hp_rpc_server_unwatch_fd(fx.srv, h.efd), -1);
     hp_rpc_server_free(fx.srv);
