@@ -126,25 +126,6 @@ static int apply_overrides(hp_daemon *d, hp_config *cfg, hp_err *err)
     return 0;
 }
 
-/* Settings that cannot change while running stay as they were. */
-static void keep_unreloadable(hp_config *old, hp_config *next)
-{
-#define KEEP(field)                                                                                \
-    do {                                                                                           \
-        __typeof__(old->field) tmp_ = old->field;                                                  \
-        old->field = next->field;                                                                  \
-        next->field = tmp_;                                                                        \
-    } while (0)
-    KEEP(listen);
-    KEEP(root);
-    KEEP(run_dir);
-    KEEP(run_dir_explicit);
-    KEEP(workers);
-    KEEP(stream_address);
-    KEEP(stream_port);
-#undef KEEP
-}
-
 /* Loop callback for the signalfd: TERM/INT shut down, HUP reloads. */
 static void on_signal(void *ud, int fd, uint32_t events)
 {
@@ -172,8 +153,11 @@ static void on_signal(void *ud, int fd, uint32_t events)
                 hp_config_free(next);
                 continue;
             }
-            if (needs_restart)
-                keep_unreloadable(d->cfg, next);
+            if (needs_restart && hp_config_keep_restart_settings(next, d->cfg, &err) < 0) {
+                hp_error("SIGHUP: config not reloaded: %s", err.msg);
+                hp_config_free(next);
+                continue;
+            }
             pthread_rwlock_wrlock(&d->cfg_lock);
             hp_config *old = d->cfg;
             d->cfg = next;
