@@ -316,6 +316,10 @@ static int containers_each(struct ctl *ctl, int argc, char **argv, enum each_op 
                          &runtime__v1__remove_container_response__descriptor,
                          ctl_timeout(ctl, 60000), &e);
         }
+        if (!r && argc - optind == 1) { /* a single ID: its own error */
+            *err = e;
+            return -1;
+        }
         if (!r) {
             fprintf(stderr, "hpcri-ctl: %s: %s %s: %s\n", hp_status_name(e.code), verbs[op],
                     argv[i], e.msg);

@@ -263,6 +263,10 @@ int cmd_rmi(struct ctl *ctl, int argc, char **argv, hp_err *err)
     for (int i = optind; i < argc; i++) {
         hp_err e = HP_ERR_INIT;
         Runtime__V1__ImageStatusResponse *st = image_status(ctl, argv[i], false, &e);
+        if (!st && argc - optind == 1) {
+            *err = e;
+            return -1;
+        }
         if (!st) {
             fprintf(stderr, "hpcri-ctl: %s: %s\n", hp_status_name(e.code), e.msg);
             failed++;
@@ -282,6 +286,9 @@ int cmd_rmi(struct ctl *ctl, int argc, char **argv, hp_err *err)
             if (st->image->n_repo_tags == 0)
                 printf("Deleted: %s\n", st->image->id);
             protobuf_c_message_free_unpacked(PBM(r), NULL);
+        } else if (argc - optind == 1) {
+            *err = e;
+            failed++;
         } else {
             fprintf(stderr, "hpcri-ctl: %s: removing %s: %s\n", hp_status_name(e.code), argv[i],
                     e.msg);
@@ -289,6 +296,8 @@ int cmd_rmi(struct ctl *ctl, int argc, char **argv, hp_err *err)
         }
         protobuf_c_message_free_unpacked(PBM(st), NULL);
     }
+    if (failed && argc - optind == 1)
+        return -1;
     if (failed)
         return hp_err_set(err, HP_UNKNOWN, "%d of %d images not removed", failed, argc - optind);
     return 0;

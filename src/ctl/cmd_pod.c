@@ -233,6 +233,10 @@ static int pods_each(struct ctl *ctl, int argc, char **argv, bool remove, hp_err
                          &runtime__v1__stop_pod_sandbox_response__descriptor,
                          ctl_timeout(ctl, 60000), &e);
         }
+        if (!r && argc - optind == 1) { /* a single ID: its own error */
+            *err = e;
+            return -1;
+        }
         if (!r) {
             fprintf(stderr, "hpcri-ctl: %s: %s %s: %s\n", hp_status_name(e.code),
                     remove ? "removing" : "stopping", argv[i], e.msg);
