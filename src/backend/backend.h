@@ -45,6 +45,8 @@ typedef struct hp_be_container {
     const Runtime__V1__PodSandboxConfig *pod_config;
     const char *image_id;     /* resolved image id (sha256:...) */
     const char *rootfs_hint;  /* image rootfs prepared by the image service, or NULL */
+    const char *image_config_json; /* the image's OCI config JSON (entrypoint, env, user...),
+                                      or NULL */
     const char *log_path;     /* absolute CRI log path, or NULL */
     char *backend_state;      /* as for hp_be_pod */
 } hp_be_container;
