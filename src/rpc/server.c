@@ -132,6 +132,8 @@ struct conn {
     size_t woff;
     struct hp_rpc_stream *calls;
     struct conn *prev, *next; /* srv->conns, or srv->grave_conns when dead */
+    struct conn *flush_next;  /* process_dirty's local list */
+    bool flush_queued;
 };
 
 struct watch {
@@ -1121,14 +1123,27 @@ static void process_dirty(hp_rpc_server *srv)
     for (hp_rpc_stream *c = list; c; c = c->dirty_next)
         c->dirty = false;
     pthread_mutex_unlock(&srv->mu);
+    /* Pump every call first, then write each connection once: many
+     * completions on one connection become one write. */
+    struct conn *to_flush = NULL;
     while (list) {
         hp_rpc_stream *c = list;
         list = c->dirty_next;
         if (c->conn) {
             call_pump(c);
-            conn_flush(c->conn);
+            if (!c->conn->flush_queued) {
+                c->conn->flush_queued = true;
+                c->conn->flush_next = to_flush;
+                to_flush = c->conn;
+            }
         }
         call_unref(c);
+    }
+    while (to_flush) {
+        struct conn *cn = to_flush;
+        to_flush = cn->flush_next;
+        cn->flush_queued = false;
+        conn_flush(cn); /* closing one connection never frees another */
     }
 }
 

@@ -1047,6 +1047,42 @@ T_CASE(settings_and_connection_limit)
     fx_stop(&fx);
 }
 
+/* Requests sent before the client saw our SETTINGS exceed the stream limit:
+ * nghttp2 refuses the extra streams; nothing leaks, the rest are answered. */
+T_CASE(streams_beyond_limit_refused)
+{
+    struct fx fx;
+    struct tcall calls[10];
+    size_t len;
+    uint8_t *b = frame_msg("100", &len);
+    hp_rpc_options o = {.max_concurrent_streams = 2};
+    T_ASSERT(fx_start(&fx, &o) == 0);
+    struct tc *tc = tc_connect(fx.path);
+    for (int i = 0; i < 10; i++) {
+        tcall_init(&calls[i]);
+        T_EQ_INT(tc_start_ex(tc, &calls[i], "POST", "/test.Svc/Sleep", NULL, NULL, b, len, true),
+                 0);
+    }
+    struct many m = {calls, 10};
+    tc_pump(tc, 5000, all_closed, &m);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 10; i++) {
+        T_ASSERT(calls[i].closed);
+        if (calls[i].grpc_status == 0 && resp_is(&calls[i], "slept"))
+            ok++;
+        else if (calls[i].close_error == NGHTTP2_REFUSED_STREAM)
+            refused++;
+        hp_buf_free(&calls[i].data);
+    }
+    printf("  %d answered, %d refused\n", ok, refused);
+    T_ASSERT(ok >= 2);
+    T_ASSERT(refused >= 1);
+    T_EQ_INT(ok + refused, 10);
+    tc_free(tc);
+    free(b);
+    fx_stop(&fx);
+}
+
 T_CASE(shutdown_lets_inflight_call_complete)
 {
     struct fx fx;
