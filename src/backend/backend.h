@@ -61,6 +61,22 @@ typedef struct hp_be_status {
     char message[512];
 } hp_be_status;
 
+/* Resource usage of one container; a field the backend cannot measure is
+ * left at 0 and its has_ flag false (never a made-up number). */
+typedef struct hp_be_stats {
+    int64_t timestamp;               /* unix ns when measured */
+    bool has_cpu;
+    uint64_t cpu_usage_ns;           /* cumulative CPU time */
+    bool has_memory;
+    uint64_t memory_working_set;     /* bytes: usage minus inactive file cache */
+    uint64_t memory_rss;             /* bytes */
+    uint64_t memory_usage;           /* bytes */
+    bool has_writable_layer;
+    uint64_t writable_bytes;         /* container's writable layer */
+    uint64_t writable_inodes;
+    char writable_mountpoint[256];
+} hp_be_stats;
+
 typedef struct hp_be_exec_result {
     uint8_t *out; /* malloc'd stdout, owned by the caller after the call */
     size_t out_len;
@@ -92,10 +108,8 @@ typedef struct hp_backend_ops {
     int (*container_stop)(hp_backend *be, hp_be_container *c, int64_t timeout_s, hp_err *err);
     int (*container_remove)(hp_backend *be, hp_be_container *c, hp_err *err);
     int (*container_status)(hp_backend *be, hp_be_container *c, hp_be_status *st, hp_err *err);
-    /* Stats: fills a Runtime__V1__ContainerStats the caller frees with
-     * hp_be_stats_free (protobuf-c message graph allocated by the backend). */
-    int (*container_stats)(hp_backend *be, hp_be_container *c, Runtime__V1__ContainerStats **out,
-                           hp_err *err);
+    /* Stats: plain numbers; the CRI layer builds the CRI message. */
+    int (*container_stats)(hp_backend *be, hp_be_container *c, hp_be_stats *out, hp_err *err);
     int (*exec_sync)(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
                      int64_t timeout_s, hp_be_exec_result *res, hp_err *err);
     int (*reopen_log)(hp_backend *be, hp_be_container *c, hp_err *err);
