@@ -107,23 +107,60 @@ static int raw_on_msg(void *ud, const uint8_t *msg, size_t len)
     return 0;
 }
 
+/* N concurrent unary calls on the one connection; all must succeed. */
+static int raw_parallel(struct ctl *ctl, hp_client *c, const char *method, const char *data,
+                        size_t n, hp_err *err)
+{
+    _cleanup_free_ hp_call **calls = calloc(n, sizeof *calls);
+    if (!calls)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    int rc = 0;
+    size_t started = 0;
+    for (; started < n; started++) {
+        calls[started] = hp_client_start(c, method, (const uint8_t *)data, strlen(data),
+                                         ctl_timeout(ctl, CTL_DEFAULT_TIMEOUT_MS), NULL, NULL, err);
+        if (!calls[started]) {
+            rc = -1;
+            break;
+        }
+    }
+    for (size_t i = 0; i < started; i++) {
+        hp_client_wait(c, calls[i]);
+        if (rc == 0 && hp_call_status(calls[i]) != HP_OK)
+            rc = hp_err_set(err, hp_call_status(calls[i]), "call %zu: %s", i,
+                            hp_call_message(calls[i]));
+    }
+    for (size_t i = 0; i < started; i++)
+        hp_call_free(calls[i]);
+    if (rc == 0)
+        printf("OK (%zu concurrent calls)\n", n);
+    return rc;
+}
+
 /* raw METHOD [-d DATA] [--print] [--stream]: send DATA (default: empty) as
  * the serialized request to any method and report the status. */
 int cmd_raw(struct ctl *ctl, int argc, char **argv, hp_err *err)
 {
-    const char *usage = "raw METHOD [-d DATA] [--print] [--stream]";
+    const char *usage = "raw METHOD [-d DATA] [--print] [--stream] [--parallel N]";
     static const struct option lo[] = {
         CTL_COMMON_LONGOPTS,
         {"data", required_argument, NULL, 'd'},
         {"print", no_argument, NULL, 'p'},
         {"stream", no_argument, NULL, 's'},
+        {"parallel", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     const char *data = "";
     bool print = false, stream = false;
+    long parallel = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "o:d:ps", lo, NULL)) != -1) {
-        if (opt == 'd')
+        if (opt == 'P') {
+            char *end;
+            parallel = strtol(optarg, &end, 10);
+            if (end == optarg || *end || parallel < 1 || parallel > 1000)
+                return hp_err_set(err, HP_INVALID_ARGUMENT, "--parallel: expected 1..1000");
+        } else if (opt == 'd')
             data = optarg;
         else if (opt == 'p')
             print = true;
@@ -138,6 +175,8 @@ int cmd_raw(struct ctl *ctl, int argc, char **argv, hp_err *err)
     hp_client *c = ctl_client(ctl, err);
     if (!c)
         return -1;
+    if (parallel)
+        return raw_parallel(ctl, c, method, data, (size_t)parallel, err);
     int status;
     _cleanup_free_ char *msg = NULL;
     if (stream) {
