@@ -62,6 +62,10 @@ int hp_rpc_stream_send(hp_rpc_stream *s, const uint8_t *msg, size_t len);
 void hp_rpc_stream_finish(hp_rpc_stream *s, int code, const char *message);
 /* True once the client cancelled or the connection closed. */
 bool hp_rpc_stream_closed(hp_rpc_stream *s);
+/* References are thread-safe.  When the last handler reference is dropped
+ * without hp_rpc_stream_finish, the call ends with HP_OK.  Messages queue
+ * without a bound: producers should pace themselves (the loop drains at the
+ * client's flow-control pace). */
 hp_rpc_stream *hp_rpc_stream_ref(hp_rpc_stream *s);
 void hp_rpc_stream_unref(hp_rpc_stream *s);
 
@@ -110,14 +114,18 @@ void hp_rpc_server_shutdown(hp_rpc_server *srv, unsigned grace_ms);
 void hp_rpc_server_free(hp_rpc_server *srv);
 
 /* Loop-thread hooks for other subsystems (signals, timers, later the exit-file
- * watcher): add an fd watched for EPOLLIN; cb runs on the loop thread. */
+ * watcher): add an fd watched for EPOLLIN; cb runs on the loop thread.  Call
+ * before hp_rpc_server_run or from the loop thread (a callback may unwatch
+ * itself).  The fd stays the caller's: neither unwatch nor free closes it. */
 typedef void (*hp_rpc_fd_cb)(void *ud, int fd, uint32_t events);
 int hp_rpc_server_watch_fd(hp_rpc_server *srv, int fd, hp_rpc_fd_cb cb, void *ud, hp_err *err);
 int hp_rpc_server_unwatch_fd(hp_rpc_server *srv, int fd);
 
 /* Periodic timer on the loop thread (a timerfd in the loop): cb runs every
  * interval_ms (> 0) until removed.  Returns a timer id >= 0, or -1.  Like the
- * fd hooks: call before hp_rpc_server_run or from the loop thread. */
+ * fd hooks: call before hp_rpc_server_run or from the loop thread (a callback
+ * may remove its own timer).  The timer belongs to the server: released by
+ * hp_rpc_server_remove_timer or hp_rpc_server_free. */
 typedef void (*hp_rpc_timer_cb)(void *ud);
 int hp_rpc_server_add_timer(hp_rpc_server *srv, unsigned interval_ms, hp_rpc_timer_cb cb, void *ud,
                             hp_err *err);
