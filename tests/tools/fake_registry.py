@@ -4,12 +4,14 @@
     fake_registry.py DIR
 
 Listens on 127.0.0.1 on a free port, writes the port to DIR/port once ready and
-appends "METHOD PATH AUTHORIZATION RANGE" ("-" when absent) for every request to DIR/requests.log.
+appends "METHOD PATH AUTHORIZATION RANGE ACCEPT" for every request (spaces in a
+header squeezed out / "_" in AUTHORIZATION, "-" when absent) to DIR/requests.log.
 
   /v2/flaky/manifests/<ref>     503 on the first two requests, then an OCI manifest
   /v2/flakyblob/blobs/<digest>  503 on the first two requests, then the blob "hello\\n"
   /v2/cut/blobs/<digest>        first request sends half of the blob and drops the
                                 connection; later requests honour Range (206)
+  /v2/redir/blobs/<digest>      307 to /storage/hello, which serves "hello\\n"
   /v2/down/...                  always 503
   /v2/schema1/manifests/<ref>   a Docker schema1 (prettyjws) manifest
   /v2/bearer/...                Bearer auth: 401 with a challenge pointing at /token
@@ -81,7 +83,8 @@ class Handler(BaseHTTPRequestHandler):
         st = self.state
         auth = self.headers.get("Authorization", "-")
         rng = self.headers.get("Range", "-").replace(" ", "")
-        st.log.write(f"{self.command} {self.path} {auth.replace(' ', '_')} {rng}\n")
+        accept = self.headers.get("Accept", "-").replace(" ", "")
+        st.log.write(f"{self.command} {self.path} {auth.replace(' ', '_')} {rng} {accept}\n")
         path = urllib.parse.urlsplit(self.path).path
         host = self.headers.get("Host")
         if path == "/v2/" or path == "/v2":
@@ -121,6 +124,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(206, BIG[start:], "application/octet-stream", {
                     "Content-Range": f"bytes {start}-{len(BIG) - 1}/{len(BIG)}"})
             return self.send(200, BIG, "application/octet-stream")
+        if path.startswith("/v2/redir/blobs/"):
+            return self.send(307, b"", headers={"Location": f"http://{host}/storage/hello"})
+        if path == "/storage/hello":
+            return self.send(200, BLOB, "application/octet-stream")
         if path.startswith("/v2/down/"):
             return self.error(503, "UNAVAILABLE", "down for maintenance")
         if path.startswith("/v2/schema1/manifests/"):

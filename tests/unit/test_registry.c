@@ -659,6 +659,13 @@ T_CASE(retries_on_5xx_not_on_4xx)
         T_FAIL("%s", err.msg);
     T_EQ_INT(rc, 0);
     T_EQ_INT(fake_count("GET /v2/flaky/manifests/latest "), 3);
+    /* Each request asked for the four supported manifest types. */
+    char accept[512];
+    snprintf(accept, sizeof accept, "%s", HP_MANIFEST_ACCEPT);
+    for (char *p = accept, *q = accept;; p++)
+        if (*p != ' ' && (*q++ = *p) == '\0')
+            break;
+    T_EQ_INT(fake_count(accept), 3);
     hp_fetched_manifest_free(&m);
 
     struct hsink s;
@@ -671,6 +678,16 @@ T_CASE(retries_on_5xx_not_on_4xx)
     T_EQ_INT(rc, 0);
     T_EQ_INT(s.n, 6);
     T_EQ_INT(fake_count("GET /v2/flakyblob/blobs/"), 3);
+
+    /* Blob behind a redirect. */
+    hsink_init(&s);
+    rc = hp_registry_get_blob(r, F.fake_host, "redir", hello, 6, NULL, hsink_write, &s, &err);
+    hsink_free(&s);
+    if (rc < 0)
+        T_FAIL("%s", err.msg);
+    T_EQ_INT(rc, 0);
+    T_EQ_INT(s.n, 6);
+    T_EQ_INT(fake_count("GET /storage/hello "), 1);
 
     T_EQ_INT(hp_registry_get_manifest(r, F.fake_host, "nothere", "latest", NULL, &m, &err), -1);
     T_EQ_INT(err.code, HP_NOT_FOUND);
