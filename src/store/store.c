@@ -450,7 +450,8 @@ hp_store *hp_store_open_migrations(const char *path, const hp_store_migration *m
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
-             "PRAGMA trusted_schema = OFF; PRAGMA journal_size_limit = %d;",
+             "PRAGMA trusted_schema = OFF; PRAGMA journal_size_limit = %d; "
+             "PRAGMA cache_size = -16384;",
              JOURNAL_LIMIT);
     if (exec_sql(s, pragmas, "cannot configure the state database", err) < 0)
         goto fail;

@@ -519,7 +519,7 @@ T_CASE(list_filters_and_label_selectors)
     T_ASSERT(s != NULL);
     for (int i = 0; i < 4; i++) {
         hp_pod_rec p;
-        char pre[8];
+        char pre[32];
         snprintf(pre, sizeof pre, "%d%d", i, i);
         mkid(ids[i], pre);
         pod_fill(&p, ids[i], names[i], 0);
