@@ -128,7 +128,7 @@ fail:
 /* Validate a digest; set *dirfd to its blob directory and return the hex part. */
 static const char *blob_hex(hp_content *cs, const char *digest, int *dirfd, hp_err *err)
 {
-    if (!hp_digest_valid(digest)) {
+    if (!hp_ref_digest_valid(digest)) {
         hp_err_set(err, HP_INVALID_ARGUMENT, "invalid digest \"%.140s\"",
                    digest ? digest : "(null)");
         return NULL;
@@ -139,7 +139,7 @@ static const char *blob_hex(hp_content *cs, const char *digest, int *dirfd, hp_e
 
 static const char *layer_hex(const char *key, hp_err *err)
 {
-    if (!hp_digest_valid(key) || strncmp(key, "sha256:", 7) != 0) {
+    if (!hp_ref_digest_valid(key) || strncmp(key, "sha256:", 7) != 0) {
         hp_err_set(err, HP_INVALID_ARGUMENT, "invalid layer key \"%.140s\" (want sha256:<hex>)",
                    key ? key : "(null)");
         return NULL;

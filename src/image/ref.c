@@ -27,7 +27,7 @@ static int is_lower_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
 }
 
-int hp_digest_valid(const char *d)
+int hp_ref_digest_valid(const char *d)
 {
     size_t want, n;
     if (d == NULL)

@@ -69,6 +69,6 @@ const char *hp_ref_api_reference(const hp_ref *ref);
 
 /* 1 when `d` is a digest this code accepts ("sha256:" + 64 lowercase hex or
  * "sha512:" + 128 lowercase hex), else 0. */
-int hp_digest_valid(const char *d);
+int hp_ref_digest_valid(const char *d);
 
 #endif

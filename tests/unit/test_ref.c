@@ -217,12 +217,12 @@ T_CASE(api_reference_prefers_digest)
 
 T_CASE(digest_valid)
 {
-    T_ASSERT(hp_digest_valid("sha256:" H64));
-    T_ASSERT(hp_digest_valid("sha512:" H128));
-    T_ASSERT(!hp_digest_valid("sha256:" H128));
-    T_ASSERT(!hp_digest_valid("sha256:"));
-    T_ASSERT(!hp_digest_valid(NULL));
-    T_ASSERT(!hp_digest_valid("sha1:0123456789abcdef0123456789abcdef01234567"));
+    T_ASSERT(hp_ref_digest_valid("sha256:" H64));
+    T_ASSERT(hp_ref_digest_valid("sha512:" H128));
+    T_ASSERT(!hp_ref_digest_valid("sha256:" H128));
+    T_ASSERT(!hp_ref_digest_valid("sha256:"));
+    T_ASSERT(!hp_ref_digest_valid(NULL));
+    T_ASSERT(!hp_ref_digest_valid("sha1:0123456789abcdef0123456789abcdef01234567"));
 }
 
 T_MAIN()
