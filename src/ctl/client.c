@@ -253,9 +253,9 @@ static int cb_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
         return 0;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
         int v = 0;
-        for (size_t i = 0; i < valuelen && i < 4; i++)
-            v = v * 10 + (value[i] - '0');
-        call->http_status = v;
+        for (size_t i = 0; i < valuelen && i < 3; i++)
+            v = (value[i] >= '0' && value[i] <= '9') ? v * 10 + (value[i] - '0') : -1000;
+        call->http_status = (valuelen == 3 && v > 0) ? v : 999;
     } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
         int v = 0;
         bool ok = valuelen > 0 && valuelen <= 9;

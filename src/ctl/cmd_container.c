@@ -273,9 +273,9 @@ static int containers_each(struct ctl *ctl, int argc, char **argv, enum each_op 
             char *end;
             errno = 0;
             grace = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || grace < 0)
-                return hp_err_set(err, HP_INVALID_ARGUMENT, "-t: expected seconds, got \"%s\"",
-                                  optarg);
+            if (errno || end == optarg || *end || grace < 0 || grace > 86400)
+                return hp_err_set(err, HP_INVALID_ARGUMENT,
+                                  "-t: expected 0 to 86400 seconds, got \"%s\"", optarg);
         } else if (opt == 'f' && op == OP_RM) {
             force = true;
         } else if (opt == 't' || opt == 'f') {

@@ -17,12 +17,18 @@
 /* Default per-call timeout when --timeout is not given. */
 #define CTL_DEFAULT_TIMEOUT_MS 10000
 
+/* Largest --timeout: 20 days, so that milliseconds plus margins fit an int. */
+#define CTL_MAX_TIMEOUT_S (20 * 86400)
+
 enum ctl_output { CTL_OUT_TABLE = 0, CTL_OUT_JSON };
 
 struct ctl {
     const char *socket; /* resolved socket path (points into argv/env/path_buf) */
     char path_buf[256];
     int timeout_ms; /* -1 = not given on the command line */
+    /* Largest --timeout: 20 days, so that milliseconds plus margins fit an int. */
+#define CTL_MAX_TIMEOUT_S (20 * 86400)
+
     enum ctl_output out;
     int sigfd;         /* signalfd for SIGINT/SIGTERM, or -1 */
     hp_client *client; /* connected lazily by ctl_client(); owned */

@@ -22,9 +22,10 @@ int ctl_common_opt(struct ctl *ctl, int opt, const char *arg, hp_err *err)
         char *end;
         errno = 0;
         double s = strtod(arg, &end);
-        if (errno || end == arg || *end || s < 0 || s > 86400 * 365)
+        if (errno || end == arg || *end || s < 0 || s > CTL_MAX_TIMEOUT_S)
             return hp_err_set(err, HP_INVALID_ARGUMENT,
-                              "--timeout: expected seconds (0 = none), got \"%s\"", arg);
+                              "--timeout: expected 0 (none) to %d seconds, got \"%s\"",
+                              CTL_MAX_TIMEOUT_S, arg);
         ctl->timeout_ms = (int)(s * 1000 + 0.5);
         return 1;
     }
