@@ -897,7 +897,7 @@ int hp_unpack_layer(int target_dirfd, int layer_fd, const hp_unpack_opts *opts, 
     c.privileged = geteuid() == 0 && !(opts && opts->rootless);
     c.max_bytes = opts && opts->max_bytes ? opts->max_bytes : HP_UNPACK_DEFAULT_MAX_BYTES;
     c.max_entries = opts && opts->max_entries ? opts->max_entries : HP_UNPACK_DEFAULT_MAX_ENTRIES;
-    c.have_openat2 = probe_openat2(target_dirfd);
+    c.have_openat2 = !(opts && opts->no_openat2) && probe_openat2(target_dirfd);
     if (opts && opts->diffid && strncmp(opts->diffid, "sha256:", 7) != 0)
         return hp_err_set(err, HP_INVALID_ARGUMENT, "unsupported diff ID \"%.100s\"", opts->diffid);
 

@@ -79,6 +79,7 @@ typedef struct hp_unpack_opts {
     uint64_t max_bytes;   /* 0: HP_UNPACK_DEFAULT_MAX_BYTES; UINT64_MAX: no limit */
     uint64_t max_entries; /* 0: HP_UNPACK_DEFAULT_MAX_ENTRIES; UINT64_MAX: no limit */
     int rootless;         /* behave as unprivileged even when euid is 0 */
+    int no_openat2;       /* use the manual O_NOFOLLOW walk only (tests; seccomp'd hosts) */
     const char *diffid;   /* when set ("sha256:<hex>"), the uncompressed stream must
                              hash to it, else DATA_LOSS */
 } hp_unpack_opts;

@@ -559,12 +559,26 @@ T_CASE(xattrs_user_namespace)
 
 /* ---------------- malicious layers ---------------- */
 
+static void expect_refused_mode(int *t_failed, const struct tent *ents, size_t n,
+                                const char *needle, int no_openat2);
+
+/* Both path resolvers (openat2 fast path, manual walk) must refuse. */
 static void expect_refused(int *t_failed, const struct tent *ents, size_t n, const char *needle)
+{
+    expect_refused_mode(t_failed, ents, n, needle, 0);
+    if (*t_failed)
+        return;
+    expect_refused_mode(t_failed, ents, n, needle, 1);
+}
+
+static void expect_refused_mode(int *t_failed, const struct tent *ents, size_t n,
+                                const char *needle, int no_openat2)
 {
     struct box b;
     hp_err err = HP_ERR_INIT;
+    hp_unpack_opts o = {.no_openat2 = no_openat2};
     T_ASSERT(box_init(&b) == 0);
-    int rc = apply(&b, GZIP, ents, n, NULL, NULL, &err);
+    int rc = apply(&b, GZIP, ents, n, &o, NULL, &err);
     if (rc != -1 || err.code != HP_INVALID_ARGUMENT || strstr(err.msg, needle) == NULL) {
         T_FAIL("expected INVALID_ARGUMENT with \"%s\", got rc=%d code=%d msg=%s", needle, rc,
                err.code, err.msg);
@@ -612,25 +626,41 @@ T_CASE(evil_absolute_is_confined)
     box_free(&b);
 }
 
-T_CASE(evil_symlink_parent)
+static void symlink_parent(int *t_failed, int no_openat2)
 {
     struct box b;
     hp_err err = HP_ERR_INIT;
+    hp_unpack_opts o = {.no_openat2 = no_openat2};
     T_ASSERT(box_init(&b) == 0);
     struct tent l[] = {{"evil", 'l', b.outside, 0, 0, 0}, {"evil/pwned", 'f', "pwned", 0, 0, 0}};
-    T_EQ_INT(apply(&b, GZIP, l, N(l), NULL, NULL, &err), -1);
+    T_EQ_INT(apply(&b, GZIP, l, N(l), &o, NULL, &err), -1);
     T_EQ_INT(err.code, HP_INVALID_ARGUMENT);
     T_ASSERT(strstr(err.msg, "symlink") != NULL);
     T_ASSERT(box_unchanged(&b));
     /* Same across layers: the link from layer 1, the file in layer 2. */
-    T_EQ_INT(apply(&b, NONE, l, 1, NULL, NULL, &err), 0);
-    T_EQ_INT(apply(&b, NONE, l + 1, 1, NULL, NULL, &err), -1);
+    T_EQ_INT(apply(&b, NONE, l, 1, &o, NULL, &err), 0);
+    T_EQ_INT(apply(&b, NONE, l + 1, 1, &o, NULL, &err), -1);
     T_ASSERT(strstr(err.msg, "symlink") != NULL);
-    /* and a deeper path through it */
+    /* and a deeper path through it; and through a regular directory first */
     struct tent l3[] = {{"evil/a/b/c", 'f', "pwned", 0, 0, 0}};
-    T_EQ_INT(apply(&b, NONE, l3, 1, NULL, NULL, &err), -1);
+    T_EQ_INT(apply(&b, NONE, l3, 1, &o, NULL, &err), -1);
+    struct tent l4[] = {{"real/", 'd', NULL, 0, 0, 0},
+                        {"real/ln", 'l', "../evil", 0, 0, 0},
+                        {"real/ln/x", 'f', "pwned", 0, 0, 0}};
+    T_EQ_INT(apply(&b, NONE, l4, 3, &o, NULL, &err), -1);
+    T_ASSERT(strstr(err.msg, "real/ln") != NULL);
     T_ASSERT(box_unchanged(&b));
     box_free(&b);
+}
+
+T_CASE(evil_symlink_parent)
+{
+    symlink_parent(t_failed, 0);
+}
+
+T_CASE(evil_symlink_parent_manual_walk)
+{
+    symlink_parent(t_failed, 1);
 }
 
 T_CASE(evil_symlink_chain_to_dotdot)
