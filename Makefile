@@ -44,7 +44,7 @@ $(BUILD)/py/%_pb2.py: proto/%.proto
 	@mkdir -p $(BUILD)/py
 	protoc --proto_path=proto --python_out=$(BUILD)/py $<
 
-$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 

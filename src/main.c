@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cri/cri_internal.h"
 #include "cri/daemon.h"
 #include "util/cleanup.h"
 
@@ -158,6 +159,7 @@ static void on_signal(void *ud, int fd, uint32_t events)
                 hp_config_free(next);
                 continue;
             }
+            hp_cri_backends_retire(d, d->cfg, next);
             pthread_rwlock_wrlock(&d->cfg_lock);
             hp_config *old = d->cfg;
             d->cfg = next;
@@ -174,8 +176,32 @@ static void on_signal(void *ud, int fd, uint32_t events)
             hp_info("received %s, shutting down (in-flight calls get 5 s)",
                     strsignal((int)si.ssi_signo));
             hp_rpc_server_shutdown(d->rpc, 5000);
+            /* event streams never end by themselves: end them now so they do
+             * not hold the shutdown for the whole grace period */
+            hp_cri_events_free(d);
         }
     }
+}
+
+/* The pause binary: the configured path, else hpcri-pause next to hpcri.
+ * Returns a malloc'd path (caller frees), NULL on ENOMEM. */
+static char *find_pause(const hp_config *cfg)
+{
+    char self[4096];
+    ssize_t n;
+    char *slash, *out = NULL;
+    if (cfg->pause_path)
+        return strdup(cfg->pause_path);
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return strdup("hpcri-pause");
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    if (asprintf(&out, "%s/hpcri-pause", self) < 0)
+        return NULL;
+    return out;
 }
 
 static int64_t now_ns(void)
@@ -187,13 +213,18 @@ static int64_t now_ns(void)
 
 static void daemon_fini(hp_daemon *d)
 {
+    hp_cri_events_free(d);
     hp_rpc_server_free(d->rpc);
+    hp_cri_backends_free(d);
     hp_image_service_free(d->images);
     hp_store_close(d->store);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
     hp_config_free(d->cfg);
     pthread_rwlock_destroy(&d->cfg_lock);
+    pthread_mutex_destroy(&d->be_lock);
+    pthread_mutex_destroy(&d->ev_lock);
+    free(d->pause_path);
     free(d->config_path);
     free(d->socket_path);
     free(d->root);
@@ -268,6 +299,8 @@ int main(int argc, char **argv)
     }
 
     pthread_rwlock_init(&d.cfg_lock, NULL);
+    pthread_mutex_init(&d.be_lock, NULL);
+    pthread_mutex_init(&d.ev_lock, NULL);
     d.config_path = config ? strdup(config) : default_config_path();
     d.cfg = d.config_path ? hp_config_load(d.config_path, getuid(), &err)
                           : hp_config_default(getuid(), &err);
@@ -286,6 +319,7 @@ int main(int argc, char **argv)
     d.socket_path = strdup(d.cfg->listen);
     d.root = strdup(d.cfg->root);
     d.started_at = now_ns();
+    d.pause_path = find_pause(d.cfg);
     if (d.socket_path == NULL || d.root == NULL) {
         hp_error("out of memory");
         goto out;

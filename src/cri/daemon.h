@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "config/config.h"
 #include "image/service.h"
 #include "rpc/rpc.h"
@@ -28,9 +29,20 @@ typedef struct hp_daemon {
     hp_rpc_server *rpc;       /* owned */
     char *socket_path;        /* owned copy of the socket we serve */
     char *root;               /* owned: state dir */
+    char *pause_path;         /* owned: hpcri-pause binary */
     int lock_fd;              /* flock'd <socket>.lock, -1 if none */
     int64_t started_at;       /* unix ns */
-    const char *opt_listen;   /* command-line overrides (argv storage), NULL if not given */
+    /* Backend instances, one per RuntimeClass handler, created on first use
+     * (backends.c).  Stale ones (handler changed on SIGHUP) are retired, not
+     * freed, until shutdown so a call in flight keeps a valid pointer. */
+    pthread_mutex_t be_lock;
+    struct hp_backend_slot *backends; /* owned array */
+    size_t n_backends;
+    /* GetContainerEvents subscribers (events.c). */
+    pthread_mutex_t ev_lock;
+    hp_rpc_stream **subscribers; /* owned array of references */
+    size_t n_subscribers;
+    const char *opt_listen; /* command-line overrides (argv storage), NULL if not given */
     const char *opt_root;
     const char *opt_level;
 } hp_daemon;

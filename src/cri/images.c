@@ -1,5 +1,5 @@
-/* Image calls answered from the state store: ListImages, ImageStatus,
- * ImageFsInfo. */
+/* Image calls: ListImages, ImageStatus, ImageFsInfo (from the state store and
+ * the image directory), PullImage and RemoveImage (the image service). */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include "cri/convert.h"
 #include "cri/cri_internal.h"
 #include "cri/pb.h"
+#include "image/pull.h"
 #include "util/cleanup.h"
 
 int hp_cri_list_images(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
@@ -112,23 +113,61 @@ char *hp_cri_image_dir(hp_daemon *d, hp_err *err)
 
 hp_image_rec *hp_cri_image_find(hp_daemon *d, const char *ref, hp_err *err)
 {
-    return hp_store_image_lookup(d->store, ref, err);
+    return hp_image_service_find(d->images, ref, err);
 }
 
 int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
 {
-    (void)ud;
-    (void)resp;
-    return hp_err_set(err, HP_UNIMPLEMENTED, "%s is not implemented by hpcri %s yet", req->method,
-                      HPCRI_VERSION);
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__PullImageRequest *in =
+        hp_pb_decode(&runtime__v1__pull_image_request__descriptor, req, err);
+    Runtime__V1__PullImageResponse out = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
+    struct hp_pull_auth auth = {0};
+    _cleanup_free_ char *id = NULL;
+    hp_puller *p;
+    int rc;
+
+    if (in == NULL)
+        return -1;
+    if (in->image == NULL || in->image->image == NULL || in->image->image[0] == '\0')
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "PullImage: image.image is empty");
+    if (in->auth) {
+        auth.username = in->auth->username;
+        auth.password = in->auth->password;
+        auth.auth = in->auth->auth;
+        auth.identity_token = in->auth->identity_token;
+        auth.registry_token = in->auth->registry_token;
+    }
+    /* The registry settings are copied under the config lock; the pull itself
+     * runs without it (a SIGHUP reload must not wait for a download). */
+    pthread_rwlock_rdlock(&d->cfg_lock);
+    p = hp_puller_new(d->cfg, err);
+    pthread_rwlock_unlock(&d->cfg_lock);
+    if (p == NULL)
+        return -1;
+    rc = hp_image_pull(d->images, p, in->image->image, in->auth ? &auth : NULL, req->cancelled,
+                       &id, err);
+    hp_puller_free(p);
+    if (rc < 0)
+        return -1;
+    out.image_ref = id;
+    return hp_pb_reply(resp, &out, err);
 }
 
 int hp_cri_remove_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
 {
-    (void)ud;
-    (void)resp;
-    return hp_err_set(err, HP_UNIMPLEMENTED, "%s is not implemented by hpcri %s yet", req->method,
-                      HPCRI_VERSION);
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__RemoveImageRequest *in =
+        hp_pb_decode(&runtime__v1__remove_image_request__descriptor, req, err);
+    Runtime__V1__RemoveImageResponse out = RUNTIME__V1__REMOVE_IMAGE_RESPONSE__INIT;
+
+    if (in == NULL)
+        return -1;
+    if (in->image == NULL || in->image->image == NULL || in->image->image[0] == '\0')
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "RemoveImage: image.image is empty");
+    if (hp_image_service_remove(d->images, in->image->image, NULL, err) < 0)
+        return -1;
+    return hp_pb_reply(resp, &out, err);
 }
 
 /* --- ImageFsInfo -------------------------------------------------------- */
@@ -136,7 +175,51 @@ int hp_cri_remove_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *e
 struct usage {
     uint64_t bytes;
     uint64_t inodes;
+    /* Inodes with several links seen so far: the chain dirs hard-link every
+     * file of the layers below, and a file must be counted once. */
+    uint64_t *seen;
+    size_t n_seen, cap_seen; /* open addressing, cap a power of two */
 };
+
+static uint64_t ino_hash(uint64_t v)
+{
+    v ^= v >> 33;
+    v *= 0xff51afd7ed558ccdULL;
+    v ^= v >> 33;
+    return v;
+}
+
+/* 1 when ino was new (and is now recorded), 0 when seen, -1 on ENOMEM. */
+static int seen_add(struct usage *u, uint64_t ino)
+{
+    uint64_t key = ino + 1; /* 0 marks an empty slot */
+    if (2 * (u->n_seen + 1) > u->cap_seen) {
+        size_t cap = u->cap_seen ? 2 * u->cap_seen : 1024;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (t == NULL)
+            return -1;
+        for (size_t i = 0; i < u->cap_seen; i++) {
+            if (u->seen[i] == 0)
+                continue;
+            size_t j = ino_hash(u->seen[i]) & (cap - 1);
+            while (t[j] != 0)
+                j = (j + 1) & (cap - 1);
+            t[j] = u->seen[i];
+        }
+        free(u->seen);
+        u->seen = t;
+        u->cap_seen = cap;
+    }
+    size_t j = ino_hash(key) & (u->cap_seen - 1);
+    while (u->seen[j] != 0) {
+        if (u->seen[j] == key)
+            return 0;
+        j = (j + 1) & (u->cap_seen - 1);
+    }
+    u->seen[j] = key;
+    u->n_seen++;
+    return 1;
+}
 
 static int du_walk(const char *root, struct usage *u, hp_err *err)
 {
@@ -166,6 +249,15 @@ static int du_walk(const char *root, struct usage *u, hp_err *err)
                 continue;
             if (fstatat(dirfd(dh), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 continue;
+            if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+                int fresh = seen_add(u, (uint64_t)st.st_ino);
+                if (fresh < 0) {
+                    rc = hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+                    break;
+                }
+                if (fresh == 0)
+                    continue;
+            }
             u->inodes++;
             u->bytes += (uint64_t)st.st_blocks * 512;
             if (!S_ISDIR(st.st_mode))
@@ -215,8 +307,11 @@ int hp_cri_image_fs_info(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *
     dir = hp_cri_image_dir(d, err);
     if (dir == NULL)
         return -1;
-    if (du_walk(dir, &u, err) < 0)
+    if (du_walk(dir, &u, err) < 0) {
+        free(u.seen);
         return -1;
+    }
+    free(u.seen);
     clock_gettime(CLOCK_REALTIME, &ts);
     fs.timestamp = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     id.mountpoint = dir;

@@ -117,6 +117,16 @@ static const struct impl runtime_impls[] = {
     {"RunPodSandbox", hp_cri_run_pod_sandbox, HP_RPC_BLOCKING},
     {"ListContainers", hp_cri_list_containers, HP_RPC_INLINE},
     {"ContainerStatus", hp_cri_container_status, HP_RPC_INLINE},
+    {"StopPodSandbox", hp_cri_stop_pod_sandbox, HP_RPC_BLOCKING},
+    {"RemovePodSandbox", hp_cri_remove_pod_sandbox, HP_RPC_BLOCKING},
+    {"CreateContainer", hp_cri_create_container, HP_RPC_BLOCKING},
+    {"StartContainer", hp_cri_start_container, HP_RPC_BLOCKING},
+    {"StopContainer", hp_cri_stop_container_rpc, HP_RPC_BLOCKING},
+    {"RemoveContainer", hp_cri_remove_container, HP_RPC_BLOCKING},
+    {"ExecSync", hp_cri_exec_sync, HP_RPC_BLOCKING},
+    {"ReopenContainerLog", hp_cri_reopen_container_log, HP_RPC_BLOCKING},
+    {"ContainerStats", hp_cri_container_stats, HP_RPC_BLOCKING},
+    {"ListContainerStats", hp_cri_list_container_stats, HP_RPC_BLOCKING},
     {NULL, NULL, 0},
 };
 

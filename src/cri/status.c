@@ -132,9 +132,3 @@ int hp_cri_validate_cidrs(const char *cidrs, hp_err *err)
         p = comma + 1;
     }
 }
-
-hp_rpc_stream_fn hp_cri_stream_impl(const char *method)
-{
-    (void)method;
-    return NULL;
-}

@@ -142,18 +142,14 @@ def test_run_pod_sandbox_bad_requests(cri):
 
 def test_unimplemented_and_unknown_methods(cri):
     with pytest.raises(grpc.RpcError) as e:
-        cri.CreateContainer(pod_sandbox_id="x")
+        cri.CheckpointContainer(container_id="x")
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "CreateContainer" in e.value.details()
+    assert "CheckpointContainer" in e.value.details()
     with pytest.raises(grpc.RpcError) as e:
         cri.call("/runtime.v1.RuntimeService/Bogus", api_pb2.VersionRequest(),
                  api_pb2.VersionResponse)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "Bogus" in e.value.details()
-    with pytest.raises(grpc.RpcError) as e:
-        cri.call("/runtime.v1.ImageService/PullImage", api_pb2.PullImageRequest(),
-                 api_pb2.PullImageResponse)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_every_upstream_method_is_registered(cri):
@@ -167,7 +163,7 @@ def test_every_upstream_method_is_registered(cri):
                 fn = cri.channel.unary_stream(path, request_serializer=req_t.SerializeToString,
                                               response_deserializer=resp_t.FromString)
                 try:
-                    for _ in fn(req_t(), timeout=5):
+                    for _ in fn(req_t(), timeout=1):
                         break
                     continue
                 except grpc.RpcError as e:
