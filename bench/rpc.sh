@@ -3,17 +3,30 @@
 # bench-rpc (Version and ListContainers, 1 and 4 clients), stop the daemon by
 # PID, print the table.  Extra arguments go to bench-rpc (e.g. -n 5000).
 #
-#   bench/rpc.sh [-n CALLS_PER_CLIENT] [--clients 1,4] [--warmup N]
+#   bench/rpc.sh [--no-build] [-n CALLS_PER_CLIENT] [--clients 1,4] [--warmup N]
+#
+# --no-build uses the binaries already in $HPCRI_BUILD (default build/).
 set -eu
+
+BUILD_FIRST=1
+if [ "${1:-}" = "--no-build" ]; then
+    BUILD_FIRST=0
+    shift
+fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${HPCRI_BUILD:-build}
 cd "$REPO"
 
 JOBS=$(nproc 2>/dev/null || echo 2)
-make -j"$JOBS" "$BUILD/hpcri" "$BUILD/libhpcri.a" "$BUILD/obj/ctl/client.o" >/dev/null
+if [ $BUILD_FIRST = 1 ]; then
+    make -j"$JOBS" "$BUILD/hpcri" "$BUILD/hpcri-ctl" "$BUILD/libhpcri.a" \
+        "$BUILD/obj/ctl/client.o" >/dev/null
+fi
 # Use the Makefile rule when there is one; otherwise build by hand.
-if make -n "$BUILD/bench-rpc" >/dev/null 2>&1; then
+if [ $BUILD_FIRST = 0 ] && [ -x "$BUILD/bench-rpc" ]; then
+    :
+elif make -n "$BUILD/bench-rpc" >/dev/null 2>&1; then
     make "$BUILD/bench-rpc" >/dev/null
 else
     ${CC:-cc} -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers -pthread \
