@@ -1047,11 +1047,12 @@ static int status_error(const struct xfer *x, const struct endpoint *ep, const c
                       reason_phrase(x->status), what, detail);
 }
 
-/* Errors after which the next endpoint is not tried. */
-static bool final_error(const hp_err *e)
+/* Errors after which the next endpoint is not tried: cancellation, corrupt
+ * data, and failures inside the transfer (sink errors, oversize documents). */
+static bool final_error(const struct xfer *x, const hp_err *e)
 {
-    return e->code == HP_CANCELLED || e->code == HP_DATA_LOSS || e->code == HP_INVALID_ARGUMENT ||
-           e->code == HP_RESOURCE_EXHAUSTED || e->code == HP_INTERNAL;
+    return x->fatal || cancelled(x->o) || e->code == HP_CANCELLED || e->code == HP_DATA_LOSS ||
+           e->code == HP_INTERNAL;
 }
 
 /* ---- manifests ---- */
@@ -1140,7 +1141,7 @@ int hp_registry_get_manifest(struct hp_registry *r, const char *host, const char
             ret = 0;
             break;
         }
-        if (final_error(err) || i + 1 == n)
+        if (final_error(&x, err) || i + 1 == n)
             break;
         hp_warn("%s; trying the next endpoint", err->msg);
     }
@@ -1195,7 +1196,7 @@ int hp_registry_get_blob(struct hp_registry *r, const char *host, const char *re
             }
             status_error(&x, &eps[i], what, err);
         }
-        if (final_error(err) || i + 1 == n)
+        if (final_error(&x, err) || i + 1 == n)
             break;
         hp_warn("%s; trying the next endpoint", err->msg);
     }

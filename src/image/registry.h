@@ -16,9 +16,10 @@
  * registry is marked insecure or is a loopback address (localhost, 127.x,
  * [::1]).  Mirrors are base URLs ("http://127.0.0.1:5000",
  * "https://mirror.example"; https assumed without a scheme); insecure skips TLS
- * verification for https mirrors.  An endpoint answering 404, 401/403, 5xx or
- * not answering is skipped for the next one (logged); the error of the last
- * endpoint tried is returned.  Cancellation and data corruption stop at once.
+ * verification for https mirrors.  When an endpoint fails (no answer, 404,
+ * 401/403, 429, 5xx, unusable manifest) the next one is tried (logged as a
+ * warning) and the error of the last endpoint is returned; cancellation,
+ * corrupt data (HP_DATA_LOSS), sink errors and oversize documents stop at once.
  *
  * Each endpoint is tried 3 times on connection errors and 5xx answers, 200 ms
  * then 400 ms apart; 4xx answers are not retried.  An interrupted blob

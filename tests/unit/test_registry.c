@@ -621,6 +621,22 @@ T_CASE(mirrors)
     T_EQ_INT(fake_count("/v2/test/busybox/"), 0);
     hp_registry_free(r);
 
+    /* A mirror answering 404 is skipped too (the fake as mirror, registry as upstream). */
+    char fake_url[128];
+    snprintf(fake_url, sizeof fake_url, "http://%s", F.fake_host);
+    const char *fake_mirror[] = {fake_url};
+    struct hp_registry_settings s3 = {.host = F.plain.host, .mirrors = fake_mirror, .n_mirrors = 1};
+    r = client(&s3, 1);
+    T_ASSERT(r);
+    rc = hp_registry_get_manifest(r, F.plain.host, "test/busybox", "latest", NULL, &m, &err);
+    if (rc < 0)
+        T_FAIL("%s", err.msg);
+    T_EQ_INT(rc, 0);
+    T_EQ_STR(m.digest, img_str(&F.plain, "busybox", "manifest_digest"));
+    hp_fetched_manifest_free(&m);
+    T_EQ_INT(fake_count("GET /v2/test/busybox/manifests/latest "), 1);
+    hp_registry_free(r);
+
     /* mirror_only with only a dead mirror: fails, upstream never contacted. */
     const char *deadonly[] = {dead};
     struct hp_registry_settings s2 = {
