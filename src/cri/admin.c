@@ -2,6 +2,7 @@
  * part of the CRI, such as importing a local image archive. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cri/cri_internal.h"
 #include "cri/pb.h"

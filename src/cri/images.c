@@ -145,8 +145,8 @@ int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err
     pthread_rwlock_unlock(&d->cfg_lock);
     if (p == NULL)
         return -1;
-    rc = hp_image_pull(d->images, p, in->image->image, in->auth ? &auth : NULL, req->cancelled,
-                       &id, err);
+    rc = hp_image_pull(d->images, p, in->image->image, in->auth ? &auth : NULL, req->cancelled, &id,
+                       err);
     hp_puller_free(p);
     if (rc < 0)
         return -1;

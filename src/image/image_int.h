@@ -1,0 +1,63 @@
+/* Private interface shared by the image service files (service.c, pull.c,
+ * import.c). */
+#ifndef HP_IMAGE_IMAGE_INT_H
+#define HP_IMAGE_IMAGE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "image/content.h"
+#include "image/manifest.h"
+#include "image/service.h"
+#include "store/store.h"
+
+#define HP_CHAIN_ID_LEN 71 /* "sha256:" + 64 hex */
+
+struct hp_image_service {
+    char *dir;
+    hp_store *store;
+    hp_content *cs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned active; /* pulls/imports between op_begin and op_end */
+    bool gc_running;
+    bool gc_pending;
+};
+
+/* Pulls and imports bracket their work with these: GC never runs in between. */
+void hp_image_op_begin(hp_image_service *svc);
+void hp_image_op_end(hp_image_service *svc);
+
+/* chain(0) = diff_id(0); chain(n) = sha256(chain(n-1) + " " + diff_id(n)).
+ * parent NULL for the base layer.  out gets "sha256:<hex>". */
+void hp_chain_id(const char *parent, const char *diff_id, char out[HP_CHAIN_ID_LEN + 1]);
+
+/* The key of the rootfs of an image without layers. */
+void hp_chain_empty(char out[HP_CHAIN_ID_LEN + 1]);
+
+/* Make sure the chain dir `chain` exists: a hard-link clone of chain dir
+ * `parent` (NULL: empty) with the stored blob `blob_digest` applied, which
+ * must unpack to diff_id.  *already (may be NULL) tells whether it existed. */
+int hp_image_chain_build(hp_image_service *svc, const char *parent, const char *chain,
+                         const char *blob_digest, const char *diff_id, int *already, hp_err *err);
+
+/* A new image whose blobs are all in the content store. */
+struct hp_image_new {
+    const char *id;          /* "sha256:<config digest>" */
+    const char *config_json; /* raw config */
+    const struct hp_image_config *config;
+    const struct hp_descriptor *layers; /* blob digest + size, base first */
+    size_t n_layers;
+    const char *const *repo_tags; /* normalised */
+    size_t n_repo_tags;
+    const char *repo_digest; /* "repo@sha256:..." or NULL */
+    int64_t size;            /* bytes: config + blobs */
+};
+
+/* Build any missing chain dir (all layers' blobs must be stored), then
+ * record the image in the state store.  Returns 0, or -1 with err. */
+int hp_image_commit(hp_image_service *svc, const struct hp_image_new *im, hp_err *err);
+
+#endif
