@@ -95,6 +95,12 @@ int main(int argc, char **argv)
         goto fail;
     }
 
+    if (optind + 1 < argc &&
+        (strcmp(argv[optind + 1], "--help") == 0 || strcmp(argv[optind + 1], "-h") == 0)) {
+        printf("hpcri-ctl %s: %s\n", cmd->name, cmd->help);
+        return 0;
+    }
+
     /* SIGINT/SIGTERM become readable on a signalfd that cancels calls in flight. */
     sigset_t mask;
     sigemptyset(&mask);

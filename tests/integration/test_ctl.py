@@ -469,3 +469,25 @@ def test_server_disappears_mid_call(tmp_path):
     finally:
         t.join(5)
         srv.close()
+
+
+def test_default_socket_path(tmp_path):
+    if os.geteuid() == 0:
+        expected = "/run/hpcri/hpcri.sock"
+        env = {}
+    else:
+        expected = "/tmp/hpcri-%d/hpcri.sock" % os.getuid()
+        env = {"XDG_RUNTIME_DIR": ""}
+    if os.path.exists(expected):
+        pytest.skip("a daemon may be serving %s" % expected)
+    res = ctl(None, "version", env=env, check=1)
+    assert "cannot connect to %s" % expected in res.stderr, res.stderr
+
+
+def test_unix_scheme_prefix_and_help(daemon):
+    res = ctl("unix://" + daemon.socket, "version", check=0)
+    assert "RuntimeName:  hpcri" in res.stdout
+    res = ctl(None, "stop", "--help", check=0)
+    assert res.stdout.startswith("hpcri-ctl stop: ") and "-t SECONDS" in res.stdout
+    res = ctl(None, "--help", check=0)
+    assert all(c in res.stdout for c in ("version", "runp", "exec", "events", "raw"))
