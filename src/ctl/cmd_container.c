@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,18 +449,21 @@ static void print_log_line(char *line, size_t len, bool timestamps)
 
 int cmd_logs(struct ctl *ctl, int argc, char **argv, hp_err *err)
 {
-    const char *usage = "logs [--tail N] [--timestamps] ID";
+    const char *usage = "logs [-f] [--tail N] [--timestamps] ID";
     static const struct option lo[] = {
         CTL_COMMON_LONGOPTS,
         {"tail", required_argument, NULL, 'T'},
         {"timestamps", no_argument, NULL, 't'},
+        {"follow", no_argument, NULL, 'f'},
         {NULL, 0, NULL, 0},
     };
     long tail = -1;
-    bool timestamps = false;
+    bool timestamps = false, follow = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "o:t", lo, NULL)) != -1) {
-        if (opt == 'T') {
+    while ((opt = getopt_long(argc, argv, "o:tf", lo, NULL)) != -1) {
+        if (opt == 'f') {
+            follow = true;
+        } else if (opt == 'T') {
             char *end;
             tail = strtol(optarg, &end, 10);
             if (end == optarg || *end)
@@ -497,16 +501,35 @@ int cmd_logs(struct ctl *ctl, int argc, char **argv, hp_err *err)
         skip = total > tail ? total - tail : 0;
         rewind(f);
     }
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (skip > 0) {
-            skip--;
-            continue;
+    for (;;) {
+        while ((n = getline(&line, &cap, f)) > 0) {
+            if (follow && line[n - 1] != '\n') {
+                /* A line still being written: re-read it once complete. */
+                if (fseeko(f, -(off_t)n, SEEK_CUR) < 0)
+                    return hp_err_sys(err, HP_INTERNAL, "seeking in %s", path);
+                break;
+            }
+            if (skip > 0) {
+                skip--;
+                continue;
+            }
+            print_log_line(line, (size_t)n, timestamps);
         }
-        print_log_line(line, (size_t)n, timestamps);
+        if (ferror(f))
+            return hp_err_sys(err, HP_INTERNAL, "reading %s", path);
+        if (!follow)
+            return 0;
+        fflush(stdout);
+        fflush(stderr);
+        clearerr(f);
+        /* Poll for more until SIGINT/SIGTERM. */
+        struct pollfd pfd = {.fd = ctl->sigfd, .events = POLLIN};
+        int r = poll(&pfd, ctl->sigfd >= 0 ? 1 : 0, 200);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return hp_err_sys(err, HP_INTERNAL, "poll");
     }
-    if (ferror(f))
-        return hp_err_sys(err, HP_INTERNAL, "reading %s", path);
-    return 0;
 }
 
 int cmd_stats(struct ctl *ctl, int argc, char **argv, hp_err *err)

@@ -36,7 +36,7 @@ static const struct command commands[] = {
     {"rm", cmd_rm, "Remove containers: rm ID..."},
     {"inspect", cmd_inspect, "Show container status: inspect ID"},
     {"exec", cmd_exec, "Run a command in a container: exec --sync ID CMD..."},
-    {"logs", cmd_logs, "Print a container's log: logs ID"},
+    {"logs", cmd_logs, "Print a container's log: logs [-f] [--tail N] [--timestamps] ID"},
     {"stats", cmd_stats, "Show container resource usage [ID...]"},
     {"events", cmd_events, "Stream container events until interrupted"},
     {"raw", cmd_raw, "Call any method: raw METHOD [-d DATA] [--print] [--stream]"},

@@ -491,3 +491,28 @@ def test_unix_scheme_prefix_and_help(daemon):
     assert res.stdout.startswith("hpcri-ctl stop: ") and "-t SECONDS" in res.stdout
     res = ctl(None, "--help", check=0)
     assert all(c in res.stdout for c in ("version", "runp", "exec", "events", "raw"))
+
+
+def test_logs_follow(fake, tmp_path):
+    log = tmp_path / "f.log"
+    log.write_text("2024-01-01T00:00:00.000000001Z stdout F first\n")
+    fake.unary["ListContainers"] = lambda req, ctx: _containers("f" * 64)
+    fake.unary["ContainerStatus"] = lambda req, ctx: api_pb2.ContainerStatusResponse(
+        status=api_pb2.ContainerStatus(id="f" * 64, log_path=str(log))).SerializeToString()
+    p = subprocess.Popen([CTL, "--socket", fake.socket, "logs", "-f", "fff"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "first\n"
+        with open(log, "a") as f:
+            f.write("2024-01-01T00:00:01.000000001Z stdout F sec")  # half a line
+            f.flush()
+            time.sleep(0.5)
+            f.write("ond\n")
+        assert p.stdout.readline() == "second\n"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=5)
+        assert p.returncode == 0 and out == "", err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
