@@ -388,6 +388,8 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (hp_cri_reconcile(&d, &err) < 0)
+        hp_warn("recovery: %s", err.msg);
     hp_info("hpcri %s serving CRI v1 on %s (state %s, config %s)", HPCRI_VERSION, d.socket_path,
             d.root, d.config_path ? d.config_path : "embedded defaults");
     if (hp_rpc_server_run(d.rpc, &err) < 0) {

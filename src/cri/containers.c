@@ -664,3 +664,26 @@ char *hp_cri_image_rootfs(hp_daemon *d, const char *image_id, hp_err *err)
     hp_err_clear(err);
     return NULL;
 }
+
+int hp_cri_reconcile(hp_daemon *d, hp_err *err)
+{
+    hp_ctr_filter f = {.has_state = true, .state = HP_CTR_RUNNING};
+    hp_ctr_rec *ctrs = NULL;
+    size_t n = 0, exited = 0;
+
+    if (hp_store_ctr_list(d->store, &f, &ctrs, &n, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        refresh(d, &ctrs[i]);
+        if (ctrs[i].state != HP_CTR_RUNNING) {
+            exited++;
+            hp_info("container %s exited (code %d, %s) while hpcri was not watching",
+                    ctrs[i].id, ctrs[i].exit_code, ctrs[i].reason ? ctrs[i].reason : "");
+        }
+    }
+    if (n)
+        hp_info("recovery: %zu running container(s) in the store, %zu of them had exited", n,
+                exited);
+    hp_ctr_recs_free(ctrs, n);
+    return 0;
+}

@@ -56,6 +56,10 @@ int hp_cri_mkdir_parent(const char *path, hp_err *err);
 /* hp_backend_host.on_container_exit for every backend. */
 void hp_cri_on_container_exit(void *ud, const char *container_id, const hp_be_status *st);
 
+/* Start-up recovery: ask the backends about every container the store says
+ * is running and record the exits that happened while hpcri was down. */
+int hp_cri_reconcile(hp_daemon *d, hp_err *err);
+
 /* stats.c */
 int hp_cri_container_stats(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_list_container_stats(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
