@@ -22,7 +22,9 @@ PACKAGES=(
     python3 python3-grpcio python3-protobuf python3-pytest python3-h2
     sqlite3 valgrind clang-format procps
     # image tests: a real registry and test image material
-    docker-registry apache2-utils busybox-static zstd
+    docker-registry apache2-utils busybox-static zstd curl openssl
+    # local runtime: OCI runtimes, the per-container monitor, subordinate ids
+    runc crun conmon uidmap
 )
 
 apt-get update
