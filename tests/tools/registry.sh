@@ -6,6 +6,8 @@
 #                                            waits until /v2/ answers; PID in DIR/pid
 #   registry.sh stop DIR                     kill the registry whose PID is in DIR/pid
 #
+# With REGISTRY_TLS=1 the registry serves HTTPS with a fresh self-signed
+# certificate for 127.0.0.1 (DIR/cert.pem, made with the openssl CLI).
 # With REGISTRY_WATCH_PID=N in the environment a watchdog also kills the
 # registry once process N is gone (so a crashed test does not leak it).
 #
@@ -43,6 +45,17 @@ start)
     realm: hpcri-test
     path: $dir/htpasswd"
     fi
+    tls=""
+    scheme=http
+    if [ "${REGISTRY_TLS:-0}" = 1 ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+            -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+        tls="  tls:
+    certificate: $dir/cert.pem
+    key: $dir/key.pem"
+        scheme=https
+    fi
     cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
@@ -59,6 +72,7 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: hpcri-test-secret
+$tls
 $auth
 EOF
     "$bin" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
@@ -74,7 +88,7 @@ EOF
     fi
     i=0
     while [ $i -lt 200 ]; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
+        code=$(curl -sk -o /dev/null -w '%{http_code}' "$scheme://127.0.0.1:$port/v2/" || true)
         case "$code" in
         200 | 401) exit 0 ;;
         esac

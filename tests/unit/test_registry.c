@@ -38,7 +38,7 @@ struct reg {
 
 static struct {
     char dir[256];
-    struct reg plain, auth;
+    struct reg plain, auth, tls;
     pid_t fake_pid;
     char fake_dir[300];
     char fake_host[64];
@@ -85,6 +85,7 @@ static void teardown(void)
 {
     stop_registry(&F.plain);
     stop_registry(&F.auth);
+    stop_registry(&F.tls);
     if (F.fake_pid > 0) {
         kill(F.fake_pid, SIGTERM);
         waitpid(F.fake_pid, NULL, 0);
@@ -658,6 +659,45 @@ T_CASE(mirrors)
              -1);
     T_EQ_INT(err.code, HP_NOT_FOUND);
     T_EQ_INT(fake_count("/v2/test/mirroronly/"), 1);
+    hp_registry_free(r);
+}
+
+T_CASE(tls_ca_file_and_insecure)
+{
+    setenv("REGISTRY_TLS", "1", 1);
+    int started = start_registry(&F.tls, "tls", NULL, "");
+    unsetenv("REGISTRY_TLS");
+    T_ASSERT(started == 0);
+    char url[128], ca[400];
+    snprintf(url, sizeof url, "https://%s", F.tls.host);
+    snprintf(ca, sizeof ca, "%s/cert.pem", F.tls.dir);
+    const char *mirrors[] = {url};
+    /* An HTTP answer (404) proves the TLS handshake went through. */
+    struct hp_registry_settings s = {
+        .host = "tls.example", .mirrors = mirrors, .n_mirrors = 1, .mirror_only = true};
+    hp_err err = HP_ERR_INIT;
+    struct hp_fetched_manifest m;
+    struct hp_registry *r = client(&s, 1);
+    T_ASSERT(r);
+    T_EQ_INT(hp_registry_get_manifest(r, "tls.example", "test/x", "latest", NULL, &m, &err), -1);
+    T_EQ_INT(err.code, HP_UNAVAILABLE);
+    T_ASSERT(strstr(err.msg, url) && strstr(err.msg, "SSL"));
+    hp_registry_free(r);
+
+    s.ca_file = ca;
+    r = client(&s, 1);
+    T_ASSERT(r);
+    T_EQ_INT(hp_registry_get_manifest(r, "tls.example", "test/x", "latest", NULL, &m, &err), -1);
+    T_EQ_INT(err.code, HP_NOT_FOUND);
+    T_ASSERT(strstr(err.msg, "test/x:latest"));
+    hp_registry_free(r);
+
+    s.ca_file = NULL;
+    s.insecure = true;
+    r = client(&s, 1);
+    T_ASSERT(r);
+    T_EQ_INT(hp_registry_get_manifest(r, "tls.example", "test/x", "latest", NULL, &m, &err), -1);
+    T_EQ_INT(err.code, HP_NOT_FOUND);
     hp_registry_free(r);
 }
 
