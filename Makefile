@@ -31,7 +31,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 
-all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(UNIT_BINS) pyproto
+all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(BUILD)/bench-rpc $(UNIT_BINS) pyproto
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
@@ -88,3 +88,11 @@ clean:
 demo: all
 	scripts/demo.sh
 .PHONY: demo
+
+# Benchmarks (bench/README.md): one command each, print numbers.
+$(BUILD)/bench-rpc: bench/rpc.c $(BUILD)/obj/ctl/client.o $(BUILD)/libhpcri.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ctl/client.o $(BUILD)/libhpcri.a $(LDLIBS)
+
+bench-rpc: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/bench-rpc
+	bench/rpc.sh --no-build
+.PHONY: bench-rpc
