@@ -899,7 +899,12 @@ int hp_image_import(hp_image_service *svc, const char *path, const char *name, c
 out:
     if (scratch) {
         hp_err e = HP_ERR_INIT;
-        if (hp_remove_tree_at(AT_FDCWD, scratch, &e) < 0)
+        int dfd = open(svc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int rrc = dfd < 0 ? hp_err_sys(&e, HP_INTERNAL, "open %s", svc->dir)
+                          : hp_remove_tree_at(dfd, strrchr(scratch, '/') + 1, &e);
+        if (dfd >= 0)
+            close(dfd);
+        if (rrc < 0)
             hp_warn("import: cannot remove %s: %s", scratch, e.msg);
     }
     src_free(&s);

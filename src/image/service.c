@@ -22,6 +22,24 @@
 
 #define CLONE_MAX_DEPTH 256
 
+/* Scratch dirs of imports interrupted by a crash ("import.XXXXXX"). */
+static void remove_stale_imports(const char *dir)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        hp_err e = HP_ERR_INIT;
+        if (strncmp(de->d_name, "import.", 7) != 0)
+            continue;
+        if (hp_remove_tree_at(dirfd(d), de->d_name, &e) < 0)
+            hp_warn("image store: cannot remove %s/%s: %s", dir, de->d_name, e.msg);
+        else
+            hp_info("image store: removed %s/%s left by an interrupted import", dir, de->d_name);
+    }
+}
+
 hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err *err)
 {
     hp_image_service *svc = calloc(1, sizeof *svc);
@@ -38,6 +56,7 @@ hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err
         hp_image_service_free(svc);
         return NULL;
     }
+    remove_stale_imports(svc->dir);
     svc->cs = hp_content_new(svc->dir, err);
     if (svc->cs == NULL) {
         hp_err_wrap(err, "image store %s", svc->dir);
