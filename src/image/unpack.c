@@ -28,7 +28,7 @@
 
 /* ---- a string set: paths this layer created (and their ancestors) ---- */
 
-enum { P_UNPACKED = 1, P_ANCESTOR = 2 };
+enum { P_UNPACKED = 1, P_ANCESTOR = 2, P_META_DONE = 4 };
 
 struct pslot {
     char *key;
@@ -120,6 +120,8 @@ static int pathset_add(struct pathset *ps, const char *k, size_t n, int flags)
 
 struct dirmeta {
     char *rel;
+    size_t seq;   /* push order */
+    size_t depth; /* number of '/' in rel */
     mode_t perm;
     struct timespec times[2];
 };
@@ -128,6 +130,7 @@ struct ctx {
     int root;
     int privileged;
     int have_openat2;
+    int finishing; /* applying directory metadata: the list must not grow */
     uint64_t max_bytes, max_entries;
     hp_unpack_stats *st;
     struct pathset set;
@@ -216,10 +219,45 @@ static int push_dirmeta(struct ctx *c, const char *rel, mode_t perm, const struc
     c->dirs[c->ndirs].rel = strdup(rel);
     if (c->dirs[c->ndirs].rel == NULL)
         return -1;
+    c->dirs[c->ndirs].seq = c->ndirs;
+    c->dirs[c->ndirs].depth = 0;
+    for (const char *q = rel; *q; q++)
+        c->dirs[c->ndirs].depth += *q == '/';
     c->dirs[c->ndirs].perm = perm;
     c->dirs[c->ndirs].times[0] = t[0];
     c->dirs[c->ndirs].times[1] = t[1];
     c->ndirs++;
+    return 0;
+}
+
+/* Unprivileged: a lower directory we own may lack search or read permission
+ * for us (cur when it lacks u+x, or the component p when it lacks u+r).  Give
+ * it u+rwx now and record its mode for restoring at the end.  buf holds the
+ * path with p at its end.  Returns 0 (errno EACCES when nothing could be done),
+ * or -1 with err set. */
+static int unlock_component(struct ctx *c, int cur, char *buf, char *p, hp_err *err)
+{
+    struct stat sb;
+    if (cur != c->root && fstat(cur, &sb) == 0 && (sb.st_mode & 0700) != 0700) {
+        struct timespec t[2] = {sb.st_atim, sb.st_mtim};
+        p[-1] = '\0';
+        if (push_dirmeta(c, buf, sb.st_mode & 07777, t) < 0) {
+            p[-1] = '/';
+            return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        }
+        p[-1] = '/';
+        if (fchmod(cur, (sb.st_mode & 07777) | 0700) < 0)
+            return hp_err_sys(err, HP_INTERNAL, "make \"%.512s\" searchable", buf);
+    } else if (fstatat(cur, p, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode) &&
+               (sb.st_mode & 0700) != 0700) {
+        struct timespec t[2] = {sb.st_atim, sb.st_mtim};
+        if (push_dirmeta(c, buf, sb.st_mode & 07777, t) < 0)
+            return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        /* a directory (checked just above) in the private target */
+        if (fchmodat(cur, p, (sb.st_mode & 07777) | 0700, 0) < 0)
+            return hp_err_sys(err, HP_INTERNAL, "make \"%.512s\" readable", buf);
+    }
+    errno = EACCES;
     return 0;
 }
 
@@ -270,6 +308,11 @@ static int walk(struct ctx *c, const char *rel, int create, const char *entry, h
             }
             nfd = openat(cur, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
+        if (nfd < 0 && errno == EACCES && !c->privileged && !c->finishing &&
+            unlock_component(c, cur, buf, p, err) < 0)
+            goto fail;
+        if (nfd < 0 && errno == EACCES && !c->privileged && !c->finishing)
+            nfd = openat(cur, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (nfd < 0) {
             struct stat sb;
             int saved = errno;
@@ -851,15 +894,35 @@ static la_ssize_t inner_read(struct archive *a, void *data, const void **buf)
     return (la_ssize_t)len;
 }
 
+/* Deepest first, so that a parent losing its search or read permission does
+ * not stop its children from being finished; for a directory recorded twice the
+ * later record wins. */
+static int dirmeta_cmp(const void *a, const void *b)
+{
+    const struct dirmeta *x = a, *y = b;
+    if (x->depth != y->depth)
+        return x->depth > y->depth ? -1 : 1;
+    return x->seq > y->seq ? -1 : x->seq < y->seq ? 1 : 0;
+}
+
 static int apply_dirmeta(struct ctx *c, hp_err *err)
 {
+    c->finishing = 1;
+    if (c->ndirs > 1)
+        qsort(c->dirs, c->ndirs, sizeof *c->dirs, dirmeta_cmp);
     for (size_t i = 0; i < c->ndirs; i++) {
         hp_err ignored = HP_ERR_INIT;
-        int fd = walk(c, c->dirs[i].rel, 0, c->dirs[i].rel, &ignored);
+        const char *rel = c->dirs[i].rel;
+        int fd, old = pathset_add(&c->set, rel, strlen(rel), P_META_DONE);
+        if (old < 0)
+            return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        if (old & P_META_DONE)
+            continue;
+        fd = walk(c, rel, 0, rel, &ignored);
         if (fd < 0)
             continue; /* replaced or removed later in the layer */
         if (fchmod(fd, c->dirs[i].perm) < 0 || futimens(fd, c->dirs[i].times) < 0) {
-            hp_err_sys(err, HP_INTERNAL, "set mode/times of \"%.512s\"", c->dirs[i].rel);
+            hp_err_sys(err, HP_INTERNAL, "set mode/times of \"%.512s\"", rel);
             close(fd);
             return -1;
         }

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +25,7 @@ struct tent {
     const char *name;
     char type;       /* f file, d dir, l symlink, h hardlink, c chardev, p fifo */
     const char *arg; /* file data, link target */
-    int mode;        /* permission bits; 0: 0644 (files) / 0755 (dirs) */
+    int mode;        /* permission bits; 0: 0644 (files) / 0755 (dirs); -1: 0000 */
     int uid, gid;
 };
 
@@ -53,7 +55,7 @@ static int make_tar(const char *path, int filter, const struct tent *ents, size_
             break;
         case 'd':
             archive_entry_set_filetype(e, AE_IFDIR);
-            archive_entry_set_perm(e, t->mode ? t->mode : 0755);
+            archive_entry_set_perm(e, t->mode == -1 ? 0 : t->mode ? t->mode : 0755);
             break;
         case 'l':
             archive_entry_set_filetype(e, AE_IFLNK);
@@ -501,7 +503,10 @@ T_CASE(rootless_mode)
         {"fifo", 'p', NULL, 0, 0, 0},          {"ro/", 'd', NULL, 0555, 0, 0},
         {"ro/f", 'f', "f", 0, 0, 0},
     };
-    static const struct tent l2[] = {{"ro/g", 'f', "g", 0, 0, 0}};
+    static const struct tent l2[] = {{"ro/g", 'f', "g", 0, 0, 0},
+                                     {"locked/", 'd', NULL, 0700, 0, 0},
+                                     {"locked/inner/", 'd', NULL, 0750, 0, 0},
+                                     {"locked/", 'd', NULL, -1, 0, 0}};
     T_ASSERT(box_init(&b) == 0);
     T_EQ_INT(apply(&b, NONE, l, N(l), &o, &st, &err), 0);
     T_ASSERT(lstat_in(b.root, "suid", &sb) == 0);
@@ -518,6 +523,82 @@ T_CASE(rootless_mode)
     T_EQ_STR(slurp(b.root, "ro/g"), "g");
     T_ASSERT(lstat_in(b.root, "ro", &sb) == 0);
     T_EQ_INT(sb.st_mode & 0777, 0555);
+    /* "locked" ends up 0000 (its later record wins) and its child still got 0750 */
+    T_ASSERT(lstat_in(b.root, "locked", &sb) == 0);
+    T_EQ_INT(sb.st_mode & 0777, 0);
+    T_ASSERT(chmod(b.root, 0755) == 0);
+    char lp[256];
+    snprintf(lp, sizeof lp, "%s/locked", b.root);
+    T_ASSERT(chmod(lp, 0700) == 0);
+    T_ASSERT(lstat_in(b.root, "locked/inner", &sb) == 0);
+    T_EQ_INT(sb.st_mode & 0777, 0750);
+    box_free(&b);
+}
+
+/* A real unprivileged process (uid 65534) unpacking into a directory it owns. */
+T_CASE(unprivileged_process)
+{
+    struct box b;
+    hp_err err = HP_ERR_INIT;
+    struct stat sb;
+    static const struct tent l1[] = {
+        {"suid", 'f', "x", 04755, 0, 0},       {"null", 'c', NULL, 0, 0, 0},
+        {"ro/", 'd', NULL, 0555, 0, 0},        {"ro/f", 'f', "f", 0, 0, 0},
+        {"locked/", 'd', NULL, 0700, 0, 0},    {"locked/inner/", 'd', NULL, 0750, 0, 0},
+        {"locked/inner/z", 'f', "z", 0, 0, 0}, {"locked/", 'd', NULL, 0400, 0, 0},
+    };
+    static const struct tent l2[] = {{"ro/g", 'f', "g", 0, 0, 0}, {"locked/inner/.wh.z", 'f'}};
+    char l2path[120];
+    if (geteuid() != 0) {
+        fprintf(stderr, "  (not root: cannot switch to uid 65534; skipped)\n");
+        return;
+    }
+    T_ASSERT(box_init(&b) == 0);
+    T_ASSERT(chmod(b.base, 0755) == 0);
+    T_ASSERT(chown(b.root, 65534, 65534) == 0);
+    T_ASSERT(make_tar(b.layer, GZIP, l1, N(l1)) == 0);
+    snprintf(l2path, sizeof l2path, "%s/layer2.tar", b.base);
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", b.layer);
+    snprintf(b.layer, sizeof b.layer, "%s", l2path);
+    T_ASSERT(make_tar(b.layer, NONE, l2, N(l2)) == 0);
+    snprintf(b.layer, sizeof b.layer, "%s", saved);
+    pid_t pid = fork();
+    T_ASSERT(pid >= 0);
+    if (pid == 0) {
+        hp_unpack_stats st;
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(10);
+        if (hp_unpack_layer_path(b.root, saved, NULL, &st, &err) < 0) {
+            fprintf(stderr, "  child: %s\n", err.msg);
+            _exit(11);
+        }
+        if (st.skipped != 1)
+            _exit(12);
+        if (hp_unpack_layer_path(b.root, l2path, NULL, &st, &err) < 0) {
+            fprintf(stderr, "  child layer 2: %s\n", err.msg);
+            _exit(13);
+        }
+        _exit(0);
+    }
+    int status;
+    T_EQ_INT(waitpid(pid, &status, 0), pid);
+    T_ASSERT(WIFEXITED(status));
+    T_EQ_INT(WEXITSTATUS(status), 0);
+    T_ASSERT(lstat_in(b.root, "suid", &sb) == 0);
+    T_EQ_INT(sb.st_uid, 65534);
+    T_EQ_INT(sb.st_mode & 07777, 0755);
+    T_ASSERT(!exists_in(b.root, "null"));
+    T_EQ_STR(slurp(b.root, "ro/g"), "g");
+    T_ASSERT(lstat_in(b.root, "ro", &sb) == 0);
+    T_EQ_INT(sb.st_mode & 0777, 0555);
+    T_ASSERT(lstat_in(b.root, "locked", &sb) == 0);
+    T_EQ_INT(sb.st_mode & 0777, 0400); /* no search bit: children were finished first */
+    T_ASSERT(lstat_in(b.root, "locked/inner", &sb) == 0);
+    T_EQ_INT(sb.st_mode & 0777, 0750);
+    T_ASSERT(exists_in(b.root, "locked/inner"));
+    T_ASSERT(!exists_in(b.root, "locked/inner/z"));
+    T_ASSERT(box_unchanged(&b));
     box_free(&b);
 }
 
