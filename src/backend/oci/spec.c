@@ -1060,9 +1060,8 @@ json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
     if (oom > 1000)
         oom = 1000;
     json_object_set_new(proc, "oomScoreAdj", json_integer(oom));
-    json_object_set_new(proc, "rlimits",
-                        json_pack("[{s:s, s:i, s:i}]", "type", "RLIMIT_NOFILE", "hard", 1048576,
-                                  "soft", 1048576));
+    /* no rlimits: the container inherits the daemon's (raising them needs
+     * CAP_SYS_RESOURCE, which hpcri may not have) */
 
     json_object_set_new(spec, "root",
                         json_pack("{s:s, s:b}", "path", o->root_path ? o->root_path : "rootfs",
