@@ -96,3 +96,14 @@ $(BUILD)/bench-rpc: bench/rpc.c $(BUILD)/obj/ctl/client.o $(BUILD)/libhpcri.a
 bench-rpc: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/bench-rpc
 	bench/rpc.sh --no-build
 .PHONY: bench-rpc
+
+# libFuzzer targets (clang); tests/test_fuzz.py runs each for a bounded time.
+FUZZFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=gnu11 -D_GNU_SOURCE -Ulinux -Isrc
+fuzz: build/fuzz/fuzz_unpack build/fuzz/fuzz_manifest
+build/fuzz/fuzz_unpack: tests/fuzz/fuzz_unpack.c src/image/unpack.c src/util/err.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZFLAGS) $^ $(shell pkg-config --cflags --libs libarchive libcrypto) -o $@
+build/fuzz/fuzz_manifest: tests/fuzz/fuzz_manifest.c src/image/manifest.c src/util/err.c src/util/log.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZFLAGS) $^ $(shell pkg-config --cflags --libs jansson) -o $@
+.PHONY: fuzz

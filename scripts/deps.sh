@@ -20,7 +20,7 @@ PACKAGES=(
     libssl-dev libzstd-dev
     # tests and tooling
     python3 python3-grpcio python3-protobuf python3-pytest python3-h2
-    sqlite3 valgrind clang-format procps
+    sqlite3 valgrind clang-format procps clang libclang-rt-14-dev
     # image tests: a real registry and test image material
     docker-registry apache2-utils busybox-static zstd curl openssl
     # local runtime: OCI runtimes, the per-container monitor, subordinate ids
