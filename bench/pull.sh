@@ -42,7 +42,7 @@ while [ ! -S "$work/hpcri.sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1))
 sync
 cold=$(/usr/bin/python3 "$here/pull/client.py" "$build" "$work/hpcri.sock" pull "$image")
 warm=$(/usr/bin/python3 "$here/pull/client.py" "$build" "$work/hpcri.sock" pull "$image")
-# Remove the image record but not... (RemoveImage GCs everything): re-pull = cold again.
+# RemoveImage garbage-collects blobs and rootfs: the next pull is cold again.
 /usr/bin/python3 "$here/pull/client.py" "$build" "$work/hpcri.sock" remove "$image" >/dev/null
 sync
 cold2=$(/usr/bin/python3 "$here/pull/client.py" "$build" "$work/hpcri.sock" pull "$image")
@@ -55,9 +55,9 @@ if command -v skopeo >/dev/null && command -v umoci >/dev/null; then
     t1=$(date +%s.%N)
     umoci unpack --rootless --image "$work/oci:v1" "$work/bundle" >/dev/null
     t2=$(date +%s.%N)
-    ref_copy=$(echo "$t1 - $t0" | bc)
-    ref_unpack=$(echo "$t2 - $t1" | bc)
-    ref_total=$(echo "$t2 - $t0" | bc)
+    ref_copy=$(printf "%.3f" "$(echo "$t1 - $t0" | bc)")
+    ref_unpack=$(printf "%.3f" "$(echo "$t2 - $t1" | bc)")
+    ref_total=$(printf "%.3f" "$(echo "$t2 - $t0" | bc)")
 fi
 
 dd_out=$(dd if=/dev/zero of="$work/dd.bin" bs=1M count=1024 conv=fsync 2>&1 | tail -1)
