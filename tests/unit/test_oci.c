@@ -44,8 +44,8 @@ static bool arr_has(json_t *arr, const char *s)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return true;
+    json_array_foreach(arr, i, v) if (json_is_string(v) &&
+                                      strcmp(json_string_value(v), s) == 0) return true;
     return false;
 }
 
@@ -119,8 +119,7 @@ T_CASE(spec_command_args_rules)
         cfg.args = args;
         json_t *s = hp_oci_spec_container(NULL, &cfg, &img, &o, &err);
         T_ASSERT(s != NULL);
-        T_EQ_STR(strs_join(json_object_get(json_object_get(s, "process"), "args")),
-                 cases[i].want);
+        T_EQ_STR(strs_join(json_object_get(json_object_get(s, "process"), "args")), cases[i].want);
         json_decref(s);
     }
     /* nothing at all: INVALID_ARGUMENT */
@@ -204,8 +203,8 @@ T_CASE(spec_user_resolution_from_rootfs)
     json_decref(s);
 
     /* run_as_user numeric + run_as_group + supplemental groups */
-    Runtime__V1__Int64Value uid = RUNTIME__V1__INT64_VALUE__INIT, gid =
-                                                                      RUNTIME__V1__INT64_VALUE__INIT;
+    Runtime__V1__Int64Value uid = RUNTIME__V1__INT64_VALUE__INIT,
+                            gid = RUNTIME__V1__INT64_VALUE__INIT;
     uid.value = 1000;
     gid.value = 42;
     int64_t sup[] = {7};
@@ -490,8 +489,8 @@ static bool fx_setup(fixture *f)
     }
     snprintf(f->runc_root, sizeof(f->runc_root), "%s/runc", f->tmp);
     f->opts[0] = (hp_config_opt){"runtime_root", f->runc_root, 0};
-    f->h = (hp_handler_config){.name = "", .type = HP_BACKEND_OCI, .uid = 0, .opts = f->opts,
-                               .n_opts = 1};
+    f->h = (hp_handler_config){
+        .name = "", .type = HP_BACKEND_OCI, .uid = 0, .opts = f->opts, .n_opts = 1};
     char root[128], run[128];
     snprintf(root, sizeof(root), "%s/root", f->tmp);
     snprintf(run, sizeof(run), "%s/run", f->tmp);
@@ -536,8 +535,8 @@ static void podcfg_init(podcfg *p)
     p->cfg = (Runtime__V1__PodSandboxConfig)RUNTIME__V1__POD_SANDBOX_CONFIG__INIT;
     p->md = (Runtime__V1__PodSandboxMetadata)RUNTIME__V1__POD_SANDBOX_METADATA__INIT;
     p->lx = (Runtime__V1__LinuxPodSandboxConfig)RUNTIME__V1__LINUX_POD_SANDBOX_CONFIG__INIT;
-    p->sc = (Runtime__V1__LinuxSandboxSecurityContext)
-        RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
+    p->sc =
+        (Runtime__V1__LinuxSandboxSecurityContext)RUNTIME__V1__LINUX_SANDBOX_SECURITY_CONTEXT__INIT;
     p->ns = (Runtime__V1__NamespaceOption)RUNTIME__V1__NAMESPACE_OPTION__INIT;
     p->md.name = "testpod";
     p->md.namespace_ = "default";
@@ -728,8 +727,7 @@ T_CASE(live_exit_code_logs_and_exit_event)
     char *text = read_all(log);
     T_ASSERT(text != NULL);
     regex_t re;
-    T_EQ_INT(regcomp(&re,
-                     "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+[^ ]* (stdout|stderr) F (out|err)$",
+    T_EQ_INT(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+[^ ]* (stdout|stderr) F (out|err)$",
                      REG_EXTENDED | REG_NOSUB),
              0);
     int lines = 0, good = 0;
@@ -897,14 +895,12 @@ T_CASE(live_exec_env_user_workdir_readonly_mounts)
     T_ASSERT(strcmp(out, "0") != 0); /* read-only rootfs */
     T_EQ_INT(exec_str(&f, &c, "cat /data-ro/hello", out, sizeof(out), &code), 0);
     T_EQ_STR(out, "hello-from-host");
-    T_EQ_INT(exec_str(&f, &c, "touch /data-ro/y 2>/dev/null; echo $?", out, sizeof(out), &code),
-             0);
+    T_EQ_INT(exec_str(&f, &c, "touch /data-ro/y 2>/dev/null; echo $?", out, sizeof(out), &code), 0);
     T_ASSERT(strcmp(out, "0") != 0); /* read-only bind mount */
     T_EQ_INT(exec_str(&f, &c, "touch /data-rw/y; echo $?", out, sizeof(out), &code), 0);
     T_EQ_STR(out, "0");
     /* seccomp runtime/default: unshare is refused */
-    T_EQ_INT(exec_str(&f, &c, "unshare -u true 2>/dev/null; echo $?", out, sizeof(out), &code),
-             0);
+    T_EQ_INT(exec_str(&f, &c, "unshare -u true 2>/dev/null; echo $?", out, sizeof(out), &code), 0);
     T_ASSERT(strcmp(out, "0") != 0);
     /* exit code of the exec'd command */
     T_EQ_INT(exec_str(&f, &c, "exit 7", out, sizeof(out), &code), 0);
@@ -950,8 +946,9 @@ T_CASE(live_exec_timeout_big_output_stats_reopen)
     /* stats: CPU after a busy loop */
     hp_be_stats s1, s2;
     T_EQ_INT(f.be->ops->container_stats(f.be, &c, &s1, &err), 0);
-    char *busy[] = {"/bin/sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; "
-                                     "echo data > /tmp/file"};
+    char *busy[] = {"/bin/sh", "-c",
+                    "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; "
+                    "echo data > /tmp/file"};
     T_EQ_INT(f.be->ops->exec_sync(f.be, &c, busy, 3, 60, &r, &err), 0);
     free(r.out);
     free(r.errout);

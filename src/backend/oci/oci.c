@@ -34,9 +34,9 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 
-#define EXEC_MAX_OUTPUT (16u << 20)
+#define EXEC_MAX_OUTPUT    (16u << 20)
 #define RUNTIME_TIMEOUT_MS 120000
-#define POD_PREFIX "pod-"
+#define POD_PREFIX         "pod-"
 
 typedef struct oci_be {
     hp_backend base;
@@ -219,8 +219,8 @@ static char *pathf(const char *fmt, ...)
 /* ---------- running the runtime ---------- */
 
 /* argv for `<runtime> [--root R] <args...>`; malloc'd array, strings borrowed. */
-static int runtime_run(oci_be *be, const char *const *args, int64_t timeout_ms,
-                       hp_proc_result *res, hp_err *err)
+static int runtime_run(oci_be *be, const char *const *args, int64_t timeout_ms, hp_proc_result *res,
+                       hp_err *err)
 {
     const char *argv[64];
     size_t n = 0;
@@ -263,8 +263,7 @@ static int conmon_create(oci_be *be, const char *id, const char *bundle, const c
     _cleanup_free_ char *cpidfile = pathf("%s/conmon.pid", bundle);
     _cleanup_free_ char *errfile = pathf("%s/conmon.err", bundle);
     _cleanup_free_ char *logarg = pathf("k8s-file:%s", log_path);
-    _cleanup_free_ char *rootarg =
-        be->runtime_root ? pathf("--root=%s", be->runtime_root) : NULL;
+    _cleanup_free_ char *rootarg = be->runtime_root ? pathf("--root=%s", be->runtime_root) : NULL;
     if (!pidfile || !cpidfile || !errfile || !logarg)
         return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
     const char *argv[48];
@@ -453,8 +452,7 @@ static int remove_rid(oci_be *be, const char *rid, const char *bundle, hp_err *e
 
 /* ---------- pod sandbox ---------- */
 
-static char *cgroup_parent(oci_be *be, const Runtime__V1__PodSandboxConfig *pod,
-                           const char *pod_id)
+static char *cgroup_parent(oci_be *be, const Runtime__V1__PodSandboxConfig *pod, const char *pod_id)
 {
     if (!be->cgroups)
         return NULL;
@@ -515,8 +513,8 @@ static int write_pod_files(oci_be *be, const char *dir, const Runtime__V1__PodSa
     if (dns && (dns->n_servers || dns->n_searches || dns->n_options)) {
         size_t len = 0;
         for (size_t i = 0; i < dns->n_servers && len < sizeof(buf); i++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "nameserver %s\n",
-                                    dns->servers[i]);
+            len +=
+                (size_t)snprintf(buf + len, sizeof(buf) - len, "nameserver %s\n", dns->servers[i]);
         if (dns->n_searches && len < sizeof(buf)) {
             len += (size_t)snprintf(buf + len, sizeof(buf) - len, "search");
             for (size_t i = 0; i < dns->n_searches && len < sizeof(buf); i++)
@@ -618,8 +616,8 @@ static int for_pod_containers(oci_be *be, const char *pod_id,
         _cleanup_free_ char *pf = pathf("%s/%s/pod", cdir, de->d_name);
         _cleanup_free_ char *owner = pf ? read_small(pf) : NULL;
         if (owner && strcmp(owner, pod_id) == 0 && fn(be, de->d_name, ud) < 0) {
-            hp_err_set(err, HP_INTERNAL, "could not stop/remove container %s of pod %s",
-                       de->d_name, pod_id);
+            hp_err_set(err, HP_INTERNAL, "could not stop/remove container %s of pod %s", de->d_name,
+                       pod_id);
             rc = -1;
         }
     }
@@ -712,8 +710,8 @@ static int oci_sandbox_status(hp_backend *b, hp_be_pod *pod, bool *ready, char *
     pid_t pid = read_pid(bundle);
     *ready = pid > 0 && !exit_file_exists(be, rid) && pid_alive(pid);
     if (info)
-        *info = pathf("{\"pid\":%d,\"pod_dir\":\"%s\",\"runtime\":\"%s\"}", (int)pid, dir,
-                      be->runtime);
+        *info =
+            pathf("{\"pid\":%d,\"pod_dir\":\"%s\",\"runtime\":\"%s\"}", (int)pid, dir, be->runtime);
     return 0;
 }
 
@@ -743,8 +741,7 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
     _cleanup_free_ char *prid = pathf(POD_PREFIX "%s", c->pod_id);
     pid_t pause = read_pid(pbundle);
     if (pause <= 0 || exit_file_exists(be, prid) || !pid_alive(pause))
-        return hp_err_set(err, HP_FAILED_PRECONDITION, "pod sandbox %s is not running",
-                          c->pod_id);
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "pod sandbox %s is not running", c->pod_id);
     _cleanup_free_ char *dir = ctr_dir(be, c->id);
     struct stat st;
     if (stat(dir, &st) == 0)
@@ -819,8 +816,7 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
         _cleanup_free_ char *data =
             pathf("lowerdir=%s,upperdir=%s,workdir=%s", c->rootfs_hint, upper, work);
         if (mount("overlay", rootfs, "overlay", 0, data) < 0) {
-            hp_err_sys(err, HP_INTERNAL, "mount overlay on %s (lower %s)", rootfs,
-                       c->rootfs_hint);
+            hp_err_sys(err, HP_INTERNAL, "mount overlay on %s (lower %s)", rootfs, c->rootfs_hint);
             goto fail;
         }
     }
@@ -848,16 +844,17 @@ static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
         return hp_err_set(err, HP_NOT_FOUND, "container %s does not exist", c->id);
     if (exit_file_exists(be, c->id))
         return hp_err_set(err, HP_FAILED_PRECONDITION, "container %s has already exited", c->id);
-    if (runtime_ok(be, (const char *[]){"start", c->id, NULL}, "start", err) < 0)
-        return -1;
+    /* taken before the start so that started_at <= finished_at always holds */
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%" PRId64, now_ns());
+    if (runtime_ok(be, (const char *[]){"start", c->id, NULL}, "start", err) < 0)
+        return -1;
     _cleanup_free_ char *sf = pathf("%s/started", dir);
     if (write_file(sf, buf, (size_t)n, err) < 0)
         return -1;
     free(c->backend_state);
-    c->backend_state = pathf("{\"bundle\":\"%s\",\"pid\":%d,\"started_at\":%s}", dir,
-                             (int)read_pid(dir), buf);
+    c->backend_state =
+        pathf("{\"bundle\":\"%s\",\"pid\":%d,\"started_at\":%s}", dir, (int)read_pid(dir), buf);
     return 0;
 }
 
@@ -1383,8 +1380,9 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
     _cleanup_free_ char *pods = NULL;
     _cleanup_free_ char *ctrs = NULL;
     if (!env || !env->root || !env->run_dir || !env->pause_path) {
-        hp_err_set(err, HP_INVALID_ARGUMENT, "oci backend: root, run_dir and pause_path are "
-                                             "required");
+        hp_err_set(err, HP_INVALID_ARGUMENT,
+                   "oci backend: root, run_dir and pause_path are "
+                   "required");
         return NULL;
     }
     oci_be *be = calloc(1, sizeof(*be));
@@ -1423,9 +1421,9 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
         be->host_network = true;
         be->cgroups = false;
     } else {
-        be->rootless = rl && strcmp(rl, "true") == 0 ? true
+        be->rootless = rl && strcmp(rl, "true") == 0    ? true
                        : rl && strcmp(rl, "false") == 0 ? false
-                                                         : env->uid != 0;
+                                                        : env->uid != 0;
         be->host_network = net ? strcmp(net, "host") == 0 : be->rootless;
         be->cgroups = cgm ? strcmp(cgm, "cgroupfs") == 0 : !be->rootless;
         if (be->cgroups && be->rootless && access("/sys/fs/cgroup/cpuacct", W_OK) < 0) {
@@ -1459,8 +1457,7 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
         hp_err_sys(err, HP_INTERNAL, "inotify on %s", be->exits);
         goto fail;
     }
-    if (env->watch_fd &&
-        env->watch_fd(env->loop_ud, be->inotify_fd, on_exit_fd, be, err) < 0)
+    if (env->watch_fd && env->watch_fd(env->loop_ud, be->inotify_fd, on_exit_fd, be, err) < 0)
         goto fail;
     return &be->base;
 fail:

@@ -123,12 +123,13 @@ int hp_proc_run(char *const *argv, const hp_proc_opts *opts, hp_proc_result *res
     memset(res, 0, sizeof(*res));
     size_t max = opts->max_output ? opts->max_output : (1u << 20);
     int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    _cleanup_free_ char **env = NULL;
     if ((opts->stdout_fd < 0 && pipe2(outp, O_CLOEXEC) < 0) ||
         (opts->stderr_fd < 0 && pipe2(errp, O_CLOEXEC) < 0)) {
         hp_err_sys(err, HP_INTERNAL, "pipe");
         goto fail_pipes;
     }
-    _cleanup_free_ char **env = make_env(opts->extra_env);
+    env = make_env(opts->extra_env);
     if (!env) {
         hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
         goto fail_pipes;
@@ -267,8 +268,8 @@ void hp_proc_err_summary(const char *text, char *buf, size_t len)
         if (n > 0) {
             const char *msg = memmem(p, n, "msg=\"", 5);
             const char *lvl = memmem(p, n, "level=", 6);
-            bool is_err = lvl && (strncmp(lvl + 6, "error", 5) == 0 ||
-                                  strncmp(lvl + 6, "fatal", 5) == 0);
+            bool is_err =
+                lvl && (strncmp(lvl + 6, "error", 5) == 0 || strncmp(lvl + 6, "fatal", 5) == 0);
             if (msg && is_err) {
                 msg += 5;
                 const char *end = p + n;

@@ -13,16 +13,19 @@
 #include "util/err.h"
 
 typedef struct hp_proc_opts {
-    char *const *extra_env; /* "K=V" entries added to (overriding) the daemon's environ */
-    int keep_fd;            /* an fd inherited by the child as is (-1 = none) */
-    int stdout_fd;          /* >= 0: child's stdout goes there instead of being captured */
-    int stderr_fd;          /* >= 0: child's stderr goes there instead of being captured */
-    int64_t timeout_ms;     /* <= 0: no timeout */
-    size_t max_output;      /* per stream; 0 = 1 MiB */
+    char *const *extra_env;   /* "K=V" entries added to (overriding) the daemon's environ */
+    int keep_fd;              /* an fd inherited by the child as is (-1 = none) */
+    int stdout_fd;            /* >= 0: child's stdout goes there instead of being captured */
+    int stderr_fd;            /* >= 0: child's stderr goes there instead of being captured */
+    int64_t timeout_ms;       /* <= 0: no timeout */
+    size_t max_output;        /* per stream; 0 = 1 MiB */
     const char *kill_pidfile; /* on timeout, also SIGKILL the pid written in this file */
 } hp_proc_opts;
 
-#define HP_PROC_OPTS_INIT {NULL, -1, -1, -1, 0, 0, NULL}
+#define HP_PROC_OPTS_INIT                                                                          \
+    {                                                                                              \
+        NULL, -1, -1, -1, 0, 0, NULL                                                               \
+    }
 
 typedef struct hp_proc_result {
     int status;     /* exit code, or 128 + signal number */

@@ -55,8 +55,8 @@ static int json_strv(json_t *j, const char *what, char ***out, size_t *n, hp_err
             for (size_t k = 0; k < i; k++)
                 free(v[k]);
             free(v);
-            return hp_err_set(err, HP_INVALID_ARGUMENT,
-                              "image config: %s[%zu] is not a string", what, i);
+            return hp_err_set(err, HP_INVALID_ARGUMENT, "image config: %s[%zu] is not a string",
+                              what, i);
         }
         v[i] = strdup(json_string_value(e));
     }
@@ -124,11 +124,10 @@ void hp_oci_image_config_clear(hp_oci_image_config *ic)
 int hp_oci_cri_signal(int s)
 {
     static const int map[] = {
-        0,         SIGABRT,   SIGALRM,   SIGBUS,   SIGCHLD,   SIGCHLD,   SIGCONT, SIGFPE,
-        SIGHUP,    SIGILL,    SIGINT,    SIGIO,    SIGIOT,    SIGKILL,   SIGPIPE, SIGPOLL,
-        SIGPROF,   SIGPWR,    SIGQUIT,   SIGSEGV,  SIGSTKFLT, SIGSTOP,   SIGSYS,  SIGTERM,
-        SIGTRAP,   SIGTSTP,   SIGTTIN,   SIGTTOU,  SIGURG,    SIGUSR1,   SIGUSR2, SIGVTALRM,
-        SIGWINCH,  SIGXCPU,   SIGXFSZ,
+        0,       SIGABRT, SIGALRM,   SIGBUS,  SIGCHLD,   SIGCHLD,  SIGCONT, SIGFPE,  SIGHUP,
+        SIGILL,  SIGINT,  SIGIO,     SIGIOT,  SIGKILL,   SIGPIPE,  SIGPOLL, SIGPROF, SIGPWR,
+        SIGQUIT, SIGSEGV, SIGSTKFLT, SIGSTOP, SIGSYS,    SIGTERM,  SIGTRAP, SIGTSTP, SIGTTIN,
+        SIGTTOU, SIGURG,  SIGUSR1,   SIGUSR2, SIGVTALRM, SIGWINCH, SIGXCPU, SIGXFSZ,
     };
     if (s <= 0)
         return 0;
@@ -144,12 +143,12 @@ int hp_oci_signal_by_name(const char *s)
     static const struct {
         const char *name;
         int sig;
-    } tab[] = {{"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"BUS", SIGBUS},   {"CHLD", SIGCHLD},
-               {"CONT", SIGCONT}, {"FPE", SIGFPE},   {"HUP", SIGHUP},   {"ILL", SIGILL},
-               {"INT", SIGINT},   {"IO", SIGIO},     {"KILL", SIGKILL}, {"PIPE", SIGPIPE},
-               {"PROF", SIGPROF}, {"PWR", SIGPWR},   {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV},
-               {"STOP", SIGSTOP}, {"SYS", SIGSYS},   {"TERM", SIGTERM}, {"TRAP", SIGTRAP},
-               {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG},
+    } tab[] = {{"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"BUS", SIGBUS},    {"CHLD", SIGCHLD},
+               {"CONT", SIGCONT}, {"FPE", SIGFPE},   {"HUP", SIGHUP},    {"ILL", SIGILL},
+               {"INT", SIGINT},   {"IO", SIGIO},     {"KILL", SIGKILL},  {"PIPE", SIGPIPE},
+               {"PROF", SIGPROF}, {"PWR", SIGPWR},   {"QUIT", SIGQUIT},  {"SEGV", SIGSEGV},
+               {"STOP", SIGSTOP}, {"SYS", SIGSYS},   {"TERM", SIGTERM},  {"TRAP", SIGTRAP},
+               {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},  {"URG", SIGURG},
                {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"WINCH", SIGWINCH}};
     if (!s || !*s)
         return 0;
@@ -355,26 +354,56 @@ static json_t *build_user(const Runtime__V1__LinuxContainerSecurityContext *sc,
 /* ---------- capabilities ---------- */
 
 static const char *const all_caps[] = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",    "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",            "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",         "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",       "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",       "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",        "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",     "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",       "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",      "CAP_PERFMON",         "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 };
 #define N_CAPS (sizeof(all_caps) / sizeof(all_caps[0]))
 
 /* containerd's default set. */
 static const char *const default_caps[] = {
-    "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-    "CAP_MKNOD",  "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
-    "CAP_SETFCAP", "CAP_SETPCAP",     "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-    "CAP_KILL",   "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",    "CAP_AUDIT_WRITE",
 };
 
 /* Index of a capability name ("net_admin", "CAP_NET_ADMIN"), -1 if unknown. */
@@ -478,18 +507,18 @@ json_t *hp_oci_default_seccomp(const json_t *caps)
         const char *cap; /* NULL = always blocked */
         const char *names[20];
     } groups[] = {
-        {NULL,
-         {"acct", "add_key", "request_key", "keyctl", "bpf", "lookup_dcookie", "perf_event_open",
-          "userfaultfd", "kcmp", "uselib", "ustat", "sysfs", "_sysctl", "nfsservctl",
-          "get_kernel_syms", "query_module", "create_module", "vm86", "vm86old", NULL}},
+        {NULL, {"acct",           "add_key",         "request_key", "keyctl",     "bpf",
+                "lookup_dcookie", "perf_event_open", "userfaultfd", "kcmp",       "uselib",
+                "ustat",          "sysfs",           "_sysctl",     "nfsservctl", "get_kernel_syms",
+                "query_module",   "create_module",   "vm86",        "vm86old",    NULL}},
         {"CAP_SYS_ADMIN",
          {"mount", "umount", "umount2", "pivot_root", "unshare", "setns", "swapon", "swapoff",
           "quotactl", "name_to_handle_at", "open_by_handle_at", "fsopen", "fsconfig", "fsmount",
           "fspick", "move_mount", "open_tree", "mount_setattr", NULL}},
         {"CAP_SYS_MODULE", {"init_module", "finit_module", "delete_module", NULL}},
         {"CAP_SYS_BOOT", {"reboot", "kexec_load", "kexec_file_load", NULL}},
-        {"CAP_SYS_TIME", {"settimeofday", "stime", "clock_settime", "clock_adjtime", "adjtimex",
-                          NULL}},
+        {"CAP_SYS_TIME",
+         {"settimeofday", "stime", "clock_settime", "clock_adjtime", "adjtimex", NULL}},
         {"CAP_SYS_PTRACE", {"ptrace", "process_vm_readv", "process_vm_writev", NULL}},
         {"CAP_SYS_RAWIO", {"iopl", "ioperm", NULL}},
         {"CAP_SYS_NICE", {"move_pages", "mbind", "set_mempolicy", NULL}},
@@ -509,8 +538,8 @@ json_t *hp_oci_default_seccomp(const json_t *caps)
     json_t *arch = json_array();
 #endif
     return json_pack("{s:s, s:o, s:[{s:o, s:s, s:i}]}", "defaultAction", "SCMP_ACT_ALLOW",
-                     "architectures", arch, "syscalls", "names", names, "action",
-                     "SCMP_ACT_ERRNO", "errnoRet", EPERM);
+                     "architectures", arch, "syscalls", "names", names, "action", "SCMP_ACT_ERRNO",
+                     "errnoRet", EPERM);
 }
 
 static json_t *load_seccomp_file(const char *path, hp_err *err)
@@ -603,8 +632,8 @@ static bool path_clean_abs(const char *p)
 static json_t *default_mounts(const hp_oci_spec_opts *o, bool privileged, bool readonly)
 {
     json_t *m = json_array();
-    json_array_append_new(m, jmount("/proc", "proc", "proc",
-                                    (const char *[]){"nosuid", "noexec", "nodev", NULL}));
+    json_array_append_new(
+        m, jmount("/proc", "proc", "proc", (const char *[]){"nosuid", "noexec", "nodev", NULL}));
     json_array_append_new(
         m, jmount("/dev", "tmpfs", "tmpfs",
                   (const char *[]){"nosuid", "strictatime", "mode=755", "size=65536k", NULL}));
@@ -613,16 +642,16 @@ static json_t *default_mounts(const hp_oci_spec_opts *o, bool privileged, bool r
                                         (const char *[]){"nosuid", "noexec", "newinstance",
                                                          "ptmxmode=0666", "mode=0620", NULL}));
     else
-        json_array_append_new(m, jmount("/dev/pts", "devpts", "devpts",
-                                        (const char *[]){"nosuid", "noexec", "newinstance",
-                                                         "ptmxmode=0666", "mode=0620", "gid=5",
-                                                         NULL}));
+        json_array_append_new(
+            m, jmount("/dev/pts", "devpts", "devpts",
+                      (const char *[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                                       "mode=0620", "gid=5", NULL}));
     if (o->pod_dir) {
         char shm[4096];
         snprintf(shm, sizeof(shm), "%s/shm", o->pod_dir);
-        json_array_append_new(m, jmount("/dev/shm", "bind", shm,
-                                        (const char *[]){"rbind", "nosuid", "noexec", "nodev",
-                                                         NULL}));
+        json_array_append_new(m,
+                              jmount("/dev/shm", "bind", shm,
+                                     (const char *[]){"rbind", "nosuid", "noexec", "nodev", NULL}));
     } else {
         json_array_append_new(m, jmount("/dev/shm", "tmpfs", "shm",
                                         (const char *[]){"nosuid", "noexec", "nodev", "mode=1777",
@@ -633,34 +662,34 @@ static json_t *default_mounts(const hp_oci_spec_opts *o, bool privileged, bool r
     const char *sysro = privileged ? "rw" : "ro";
     if (o->rootless || o->host_network)
         /* sysfs cannot be mounted from a user namespace not owning the netns */
-        json_array_append_new(m, jmount("/sys", "bind", "/sys",
-                                        (const char *[]){"rbind", "nosuid", "noexec", "nodev",
-                                                         "ro", NULL}));
+        json_array_append_new(
+            m, jmount("/sys", "bind", "/sys",
+                      (const char *[]){"rbind", "nosuid", "noexec", "nodev", "ro", NULL}));
     else
-        json_array_append_new(m, jmount("/sys", "sysfs", "sysfs",
-                                        (const char *[]){"nosuid", "noexec", "nodev", sysro,
-                                                         NULL}));
+        json_array_append_new(m,
+                              jmount("/sys", "sysfs", "sysfs",
+                                     (const char *[]){"nosuid", "noexec", "nodev", sysro, NULL}));
     if (!o->rootless && !o->host_network)
-        json_array_append_new(m, jmount("/sys/fs/cgroup", "cgroup", "cgroup",
-                                        (const char *[]){"nosuid", "noexec", "nodev", "relatime",
-                                                         sysro, NULL}));
+        json_array_append_new(
+            m, jmount("/sys/fs/cgroup", "cgroup", "cgroup",
+                      (const char *[]){"nosuid", "noexec", "nodev", "relatime", sysro, NULL}));
     if (o->pod_dir) {
         static const char *const files[] = {"hostname", "hosts", "resolv.conf"};
         for (size_t i = 0; i < 3; i++) {
             char src[4096], dst[64];
             snprintf(src, sizeof(src), "%s/%s", o->pod_dir, files[i]);
             snprintf(dst, sizeof(dst), "/etc/%s", files[i]);
-            json_array_append_new(m, jmount(dst, "bind", src,
-                                            (const char *[]){"rbind", "rprivate",
-                                                             readonly ? "ro" : "rw", NULL}));
+            json_array_append_new(
+                m, jmount(dst, "bind", src,
+                          (const char *[]){"rbind", "rprivate", readonly ? "ro" : "rw", NULL}));
         }
     }
     if (o->rootfs_tmpfs) {
         static const char *const dirs[] = {"/tmp", "/run", "/var/tmp"};
         for (size_t i = 0; i < 3; i++)
-            json_array_append_new(m, jmount(dirs[i], "tmpfs", "tmpfs",
-                                            (const char *[]){"nosuid", "nodev", "mode=1777",
-                                                             NULL}));
+            json_array_append_new(m,
+                                  jmount(dirs[i], "tmpfs", "tmpfs",
+                                         (const char *[]){"nosuid", "nodev", "mode=1777", NULL}));
     }
     return m;
 }
@@ -676,8 +705,7 @@ static int add_config_mounts(json_t *mounts, const Runtime__V1__ContainerConfig 
                               i, mt->container_path ? mt->container_path : "");
         if (mt->image && mt->image->image && *mt->image->image)
             return hp_err_set(err, HP_UNIMPLEMENTED,
-                              "mounts[%zu]: image volumes are not supported by the oci backend",
-                              i);
+                              "mounts[%zu]: image volumes are not supported by the oci backend", i);
         if (!path_clean_abs(mt->host_path))
             return hp_err_set(err, HP_INVALID_ARGUMENT,
                               "mounts[%zu].host_path \"%s\" must be an absolute path without "
@@ -698,25 +726,31 @@ static int add_config_mounts(json_t *mounts, const Runtime__V1__ContainerConfig 
             prop = "rprivate";
             break;
         default:
-            return hp_err_set(err, HP_INVALID_ARGUMENT, "mounts[%zu].propagation %d is unknown",
-                              i, (int)mt->propagation);
+            return hp_err_set(err, HP_INVALID_ARGUMENT, "mounts[%zu].propagation %d is unknown", i,
+                              (int)mt->propagation);
         }
         remove_mount_dest(mounts, mt->container_path);
-        json_array_append_new(mounts,
-                              jmount(mt->container_path, "bind", mt->host_path,
-                                     (const char *[]){"rbind", prop, mt->readonly ? "ro" : "rw",
-                                                      NULL}));
+        json_array_append_new(
+            mounts, jmount(mt->container_path, "bind", mt->host_path,
+                           (const char *[]){"rbind", prop, mt->readonly ? "ro" : "rw", NULL}));
     }
     return 0;
 }
 
-static const char *const default_masked[] = {
-    "/proc/acpi",        "/proc/asound",    "/proc/kcore",       "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi",        "/sys/firmware",   "/sys/devices/virtual/powercap", NULL};
-static const char *const default_readonly[] = {"/proc/bus",  "/proc/fs",
-                                               "/proc/irq",  "/proc/sys",
-                                               "/proc/sysrq-trigger", NULL};
+static const char *const default_masked[] = {"/proc/acpi",
+                                             "/proc/asound",
+                                             "/proc/kcore",
+                                             "/proc/keys",
+                                             "/proc/latency_stats",
+                                             "/proc/timer_list",
+                                             "/proc/timer_stats",
+                                             "/proc/sched_debug",
+                                             "/proc/scsi",
+                                             "/sys/firmware",
+                                             "/sys/devices/virtual/powercap",
+                                             NULL};
+static const char *const default_readonly[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
 
 static json_t *cstrarr(const char *const *v)
 {
@@ -736,8 +770,8 @@ static int add_devices(json_t *linux, json_t *mounts, json_t *devrules,
     json_object_set_new(linux, "devices", devs);
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const Runtime__V1__Device *d = cfg->devices[i];
-        const char *cpath = d->container_path && *d->container_path ? d->container_path
-                                                                     : d->host_path;
+        const char *cpath =
+            d->container_path && *d->container_path ? d->container_path : d->host_path;
         if (!path_clean_abs(cpath) || !path_clean_abs(d->host_path))
             return hp_err_set(err, HP_INVALID_ARGUMENT,
                               "devices[%zu]: host_path and container_path must be absolute", i);
@@ -750,14 +784,14 @@ static int add_devices(json_t *linux, json_t *mounts, json_t *devrules,
         if (stat(d->host_path, &st) < 0)
             return hp_err_sys(err, HP_INVALID_ARGUMENT, "devices[%zu]: %s", i, d->host_path);
         if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
-            return hp_err_set(err, HP_INVALID_ARGUMENT, "devices[%zu]: %s is not a device node",
-                              i, d->host_path);
+            return hp_err_set(err, HP_INVALID_ARGUMENT, "devices[%zu]: %s is not a device node", i,
+                              d->host_path);
         if (o->rootless) {
             /* no mknod in a user namespace: bind-mount the node instead */
-            json_array_append_new(mounts, jmount(cpath, "bind", d->host_path,
-                                                 (const char *[]){"bind", "rprivate",
-                                                                  strchr(perm, 'w') ? "rw" : "ro",
-                                                                  NULL}));
+            json_array_append_new(mounts,
+                                  jmount(cpath, "bind", d->host_path,
+                                         (const char *[]){"bind", "rprivate",
+                                                          strchr(perm, 'w') ? "rw" : "ro", NULL}));
             continue;
         }
         const char *type = S_ISCHR(st.st_mode) ? "c" : "b";
@@ -859,8 +893,7 @@ static void add_userns(json_t *linux, json_t *nss, const hp_oci_spec_opts *o, pi
     json_object_set_new(linux, "gidMappings", gm);
 }
 
-static const Runtime__V1__NamespaceOption *
-pod_ns_options(const Runtime__V1__PodSandboxConfig *pod)
+static const Runtime__V1__NamespaceOption *pod_ns_options(const Runtime__V1__PodSandboxConfig *pod)
 {
     if (pod && pod->linux && pod->linux->security_context)
         return pod->linux->security_context->namespace_options;
@@ -1006,8 +1039,8 @@ json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
     json_t *proc = json_object();
     json_object_set_new(spec, "process", proc);
 
-    if (sc && sc->apparmor && sc->apparmor->profile_type !=
-                                  RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined)
+    if (sc && sc->apparmor &&
+        sc->apparmor->profile_type != RUNTIME__V1__SECURITY_PROFILE__PROFILE_TYPE__Unconfined)
         hp_debug("apparmor profile requested; AppArmor is not supported by the oci backend, "
                  "ignored");
 
@@ -1019,7 +1052,7 @@ json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
     if (!env)
         goto fail;
     json_object_set_new(proc, "env", env);
-    const char *cwd = cfg->working_dir && *cfg->working_dir ? cfg->working_dir
+    const char *cwd = cfg->working_dir && *cfg->working_dir          ? cfg->working_dir
                       : img && img->working_dir && *img->working_dir ? img->working_dir
                                                                      : "/";
     if (cwd[0] != '/') {
@@ -1050,9 +1083,11 @@ json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
         json_array_append_new(ambient, json_string(all_caps[k]));
     }
     json_object_set_new(proc, "capabilities",
-                        json_pack("{s:O, s:O, s:O, s:O, s:o}", "bounding", caps, "effective",
-                                  caps, "permitted", caps, "inheritable", ambient, "ambient",
+                        json_pack("{s:O, s:O, s:O, s:O, s:o}", "bounding", caps, "effective", caps,
+                                  "permitted", caps, "inheritable", ambient, "ambient",
                                   json_copy(ambient)));
+    json_decref(caps);
+    json_decref(ambient);
     json_object_set_new(proc, "noNewPrivileges", json_boolean(sc && sc->no_new_privs));
     int oom = res ? (int)res->oom_score_adj : 0;
     if (oom < o->min_oom_score_adj)
@@ -1082,8 +1117,8 @@ json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
         json_object_set_new(linux, "resources", resources);
         json_object_set_new(linux, "cgroupsPath", json_string(o->cgroups_path));
     }
-    if (add_devices(linux, mounts, resources ? json_object_get(resources, "devices") : NULL, cfg,
-                    o, err) < 0)
+    if (add_devices(linux, mounts, resources ? json_object_get(resources, "devices") : NULL, cfg, o,
+                    err) < 0)
         goto fail;
 
     /* namespaces */

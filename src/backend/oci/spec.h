@@ -56,9 +56,9 @@ typedef struct hp_oci_spec_opts {
     gid_t gid;
     uint32_t subuid_start, subuid_len; /* extra mapping for container ids 1..len (0 = none) */
     uint32_t subgid_start, subgid_len;
-    bool join_pause_userns;    /* rootless: join the pause's user namespace */
-    const char *cgroups_path;  /* NULL = no cgroup management */
-    int min_oom_score_adj;     /* the daemon's own oom_score_adj (lower bound) */
+    bool join_pause_userns;      /* rootless: join the pause's user namespace */
+    const char *cgroups_path;    /* NULL = no cgroup management */
+    int min_oom_score_adj;       /* the daemon's own oom_score_adj (lower bound) */
     const char *default_seccomp; /* "runtime/default" (NULL) or "unconfined" */
 } hp_oci_spec_opts;
 
