@@ -659,10 +659,7 @@ int hp_cri_mkdir_parent(const char *path, hp_err *err)
 
 char *hp_cri_image_rootfs(hp_daemon *d, const char *image_id, hp_err *err)
 {
-    (void)d;
-    (void)image_id;
-    hp_err_clear(err);
-    return NULL;
+    return hp_image_service_rootfs(d->images, image_id, err);
 }
 
 int hp_cri_reconcile(hp_daemon *d, hp_err *err)
