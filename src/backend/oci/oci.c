@@ -1223,6 +1223,35 @@ int hp_oci_scan_exits(hp_backend *b, hp_err *err)
 
 /* ---------- files of a container ---------- */
 
+/* Fallback without openat2: walk component by component, never following a
+ * symlink and refusing "..".  Returns an fd or -1 with errno. */
+static int open_beneath_nofollow(int rootfd, const char *rel)
+{
+    _cleanup_free_ char *copy = strdup(rel);
+    if (!copy)
+        return -1;
+    int dfd = dup(rootfd);
+    char *save = NULL;
+    char *comp = strtok_r(copy, "/", &save);
+    while (comp && dfd >= 0) {
+        char *next = strtok_r(NULL, "/", &save);
+        if (strcmp(comp, "..") == 0) {
+            close(dfd);
+            errno = EPERM;
+            return -1;
+        }
+        int flags = next ? O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+                         : O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC;
+        int nfd = strcmp(comp, ".") == 0 ? dup(dfd) : openat(dfd, comp, flags);
+        int e = errno;
+        close(dfd);
+        errno = e;
+        dfd = nfd;
+        comp = next;
+    }
+    return dfd;
+}
+
 int hp_oci_open_container_file(hp_backend *b, const char *id, const char *path, hp_err *err)
 {
     oci_be *be = (oci_be *)b;
@@ -1276,6 +1305,8 @@ int hp_oci_open_container_file(hp_backend *b, const char *id, const char *path, 
     struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
     int fd = (int)syscall(SYS_openat2, rfd, rest, &how, sizeof(how));
+    if (fd < 0 && errno == ENOSYS)
+        fd = open_beneath_nofollow(rfd, rest);
     if (fd < 0)
         return hp_err_sys(err, HP_NOT_FOUND, "container %s: %s", id, path);
     return fd;
