@@ -150,7 +150,7 @@ start_munged() {
 node_ready() {
     local st
     st=$("$BIN/sinfo" -h -N -o '%t' 2>/dev/null | head -n1) || return 1
-    [[ "$st" == idle* || "$st" == mix* || "$st" == alloc* ]]
+    [[ "$st" == idle || "$st" == mix || "$st" == alloc ]]
 }
 
 start() {
@@ -200,11 +200,24 @@ stop_pidfile() { # pidfile name
 
 stop() {
     [[ -f "$conf" ]] || return 0
-    # Jobs' step daemons (slurmstepd) of this cluster: kill those whose
-    # spool dir is ours, by PID, before slurmd goes away.
-    local p
+    # Cancel every job of this private cluster so that no job process
+    # outlives it, and give slurmd a moment to reap the steps.
+    local ids i p
+    if pid_alive "$dir/run/slurmctld.pid"; then
+        ids=$("$BIN/squeue" -h -t PENDING,RUNNING,SUSPENDED,COMPLETING -o %i 2>/dev/null || true)
+        if [[ -n "$ids" ]]; then
+            # shellcheck disable=SC2086
+            "$BIN/scancel" $ids 2>/dev/null || true
+            for ((i = 0; i < 60; i++)); do
+                [[ -z "$("$BIN/squeue" -h -t RUNNING,COMPLETING -o %i 2>/dev/null)" ]] && break
+                sleep 0.05
+            done
+        fi
+    fi
+    # Step daemons (slurmstepd) of this cluster that are still there: they
+    # inherited SLURM_CONF from our slurmd; kill them by PID.
     for p in $(pgrep -x slurmstepd || true); do
-        if tr '\0' ' ' <"/proc/$p/environ" 2>/dev/null | grep -q "SLURM_CONF=$conf"; then
+        if { tr '\0' '\n' <"/proc/$p/environ" | grep -qx "SLURM_CONF=$conf"; } 2>/dev/null; then
             kill -KILL "$p" 2>/dev/null || true
         fi
     done

@@ -12,7 +12,7 @@
 #include "util/log.h"
 
 #define CMD_TIMEOUT_MS 30000
-#define SQUEUE_FORMAT "%i|%T|%r|%N|%S|%e|%j"
+#define SQUEUE_FORMAT  "%i|%T|%r|%N|%S|%e|%j"
 
 typedef struct tracked {
     char id[24];
@@ -36,9 +36,9 @@ struct hp_slurm_poller {
     jobvec resolved;     /* vanished tracked jobs, resolved once */
     tracked *tr;
     size_t n_tr, cap_tr;
-    uint64_t started;    /* polls started */
-    uint64_t gen;        /* polls completed (successfully) */
-    int64_t last_ok_ms;  /* CLOCK_MONOTONIC of the last good poll */
+    uint64_t started;   /* polls started */
+    uint64_t gen;       /* polls completed (successfully) */
+    int64_t last_ok_ms; /* CLOCK_MONOTONIC of the last good poll */
     bool stop;
     bool thread_running;
     pthread_t thread;
@@ -94,8 +94,8 @@ static hp_slurm_job *jobvec_find(const jobvec *jv, const char *id, bool sorted)
 
 bool hp_slurm_state_final(const char *s)
 {
-    static const char *const fin[] = {"COMPLETED",     "CANCELLED", "FAILED",    "TIMEOUT",
-                                      "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+    static const char *const fin[] = {"COMPLETED",     "CANCELLED", "FAILED",       "TIMEOUT",
+                                      "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",    "BOOT_FAIL",
                                       "DEADLINE",      "REVOKED",   "SPECIAL_EXIT", NULL};
     for (size_t i = 0; fin[i]; i++)
         if (strcmp(s, fin[i]) == 0)
@@ -343,10 +343,12 @@ static void resolve(hp_slurm_poller *p, const char *id, const char *name, hp_slu
     j->resolved = true;
     char idarg[40];
     snprintf(idarg, sizeof idarg, "%s", id);
-    char *const sacct_db[] = {"sacct", "-n", "-P", "-X", "-j", idarg, "-o",
-                              "JobID,State,ExitCode,NodeList,Start,End", NULL};
-    char *const sacct_c[] = {"sacct", "-c", "-n", "-P", "-j", idarg, "-o",
-                             "JobID,State,ExitCode,NodeList,Start,End", NULL};
+    char *const sacct_db[] = {"sacct", "-n",  "-P", "-X",
+                              "-j",    idarg, "-o", "JobID,State,ExitCode,NodeList,Start,End",
+                              NULL};
+    char *const sacct_c[] = {"sacct", "-c",  "-n", "-P",
+                             "-j",    idarg, "-o", "JobID,State,ExitCode,NodeList,Start,End",
+                             NULL};
     char *const *tries[] = {sacct_db, sacct_c};
     for (size_t i = 0; i < 2; i++) {
         hp_slurm_out o;
@@ -388,8 +390,8 @@ int hp_slurm_poller_poll_once(hp_slurm_poller *p, hp_err *err)
     uint64_t my_index = ++p->started;
     pthread_mutex_unlock(&p->mu);
 
-    char *const argv[] = {"squeue", "-h", "-a", "-t", "all", "-u", p->user, "-o", SQUEUE_FORMAT,
-                          NULL};
+    char *const argv[] = {"squeue", "-h",    "-a", "-t",          "all",
+                          "-u",     p->user, "-o", SQUEUE_FORMAT, NULL};
     hp_slurm_out o;
     if (hp_slurm_exec(p->squeue, argv, CMD_TIMEOUT_MS, &o, err) < 0)
         return -1;

@@ -19,9 +19,9 @@
 typedef struct hp_slurm_job {
     char id[24];
     char name[160];
-    char state[24];   /* Slurm's state name: PENDING, RUNNING, COMPLETED, TIMEOUT... */
-    char reason[128]; /* pending reason ("Resources", "Priority"...), "None" otherwise */
-    char nodes[256];  /* node list, "" while pending */
+    char state[24];     /* Slurm's state name: PENDING, RUNNING, COMPLETED, TIMEOUT... */
+    char reason[128];   /* pending reason ("Resources", "Priority"...), "None" otherwise */
+    char nodes[256];    /* node list, "" while pending */
     int64_t start_time; /* unix s, 0 unknown */
     int64_t end_time;   /* unix s, 0 unknown (expected end while running) */
     char exit_code[16]; /* "N:S" when known from sacct/scontrol, else "" */

@@ -24,8 +24,8 @@
 #include "util/log.h"
 
 #define CMD_TIMEOUT_MS 60000
-#define STOP_GRACE_MS 10000
-#define KEEPER_NAME "hpcri-keeper.sh"
+#define STOP_GRACE_MS  10000
+#define KEEPER_NAME    "hpcri-keeper.sh"
 
 /* The batch script of every pod job: fixed text, no interpolated values.
  * It only holds the allocation; the job's working directory is the pod
@@ -113,8 +113,8 @@ int hp_slurm_pod_job_id(hp_backend *be, const hp_be_pod *pod, char *buf, size_t 
         snprintf(buf, cap, "%s", j.id);
         return 0;
     }
-    return hp_err_set(err, HP_NOT_FOUND, "pod %s has no Slurm job (no job id stored, no job named %s)",
-                      pod->id, name);
+    return hp_err_set(err, HP_NOT_FOUND,
+                      "pod %s has no Slurm job (no job id stored, no job named %s)", pod->id, name);
 }
 
 /* gRPC code for Slurm's refusal of a submission. */
@@ -237,9 +237,9 @@ static int sandbox_run(hp_backend *be, hp_be_pod *pod, hp_err *err)
     hp_slurm_out_free(&o);
     hp_slurm_poller_track(b->poller, job_id, rq.job_name);
 
-    json_t *st = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "job_id", job_id,
-                           "job_name", rq.job_name, "submit_time", (json_int_t)submit, "pod_dir",
-                           pod_dir, "mpi", rq.mpi, "cpus", (json_int_t)rq.cpus, "mem_mb",
+    json_t *st = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "job_id", job_id, "job_name",
+                           rq.job_name, "submit_time", (json_int_t)submit, "pod_dir", pod_dir,
+                           "mpi", rq.mpi, "cpus", (json_int_t)rq.cpus, "mem_mb",
                            (json_int_t)rq.mem_mb, "ntasks", (json_int_t)rq.ntasks);
     char *s = st ? json_dumps(st, JSON_COMPACT) : NULL;
     json_decref(st);
@@ -277,11 +277,11 @@ static int sandbox_status(hp_backend *be, hp_be_pod *pod, bool *ready, char **in
     *ready = strcmp(j.state, "RUNNING") == 0;
     if (!info)
         return 0;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I}", "job_id", j.id, "state",
-                          j.state, "reason", j.reason, "nodes", j.nodes, "start_time",
-                          (json_int_t)j.start_time, "end_time", (json_int_t)j.end_time,
-                          "exit_code", j.exit_code, "cache_age_ms",
-                          (json_int_t)hp_slurm_poller_age_ms(b->poller));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I}", "job_id", j.id, "state", j.state,
+                  "reason", j.reason, "nodes", j.nodes, "start_time", (json_int_t)j.start_time,
+                  "end_time", (json_int_t)j.end_time, "exit_code", j.exit_code, "cache_age_ms",
+                  (json_int_t)hp_slurm_poller_age_ms(b->poller));
     *info = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!*info)
@@ -335,7 +335,7 @@ static int sandbox_remove(hp_backend *be, hp_be_pod *pod, hp_err *err)
 
 #define NOT_YET(op)                                                                                \
     hp_err_set(err, HP_UNIMPLEMENTED,                                                              \
-               "the slurm backend cannot " op " yet (pods are Slurm jobs; containers as job "     \
+               "the slurm backend cannot " op " yet (pods are Slurm jobs; containers as job "      \
                "steps are not implemented)")
 
 static int container_create(hp_backend *be, hp_be_container *c, hp_err *err)
@@ -478,8 +478,7 @@ static int write_keeper(const char *path, hp_err *err)
     return 0;
 }
 
-hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_env *env,
-                                 hp_err *err)
+hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_env *env, hp_err *err)
 {
     const char *shared = hp_handler_opt(h, "shared_dir");
     const char *bin = hp_handler_opt(h, "slurm_bin_dir");
