@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.pb-c.h"
 #include "cri/convert.h"
@@ -206,7 +207,7 @@ static void refresh(hp_daemon *d, hp_ctr_rec *c)
     hp_be_status st = {0};
     hp_err err = HP_ERR_INIT;
 
-    if (c->state != HP_CTR_RUNNING)
+    if (c->state != HP_CTR_RUNNING && c->state != HP_CTR_UNKNOWN)
         return;
     if (be_ctr_load(d, c, &x, &err) < 0) {
         hp_debug("status of %s: %s", c->id, err.msg);
@@ -214,7 +215,9 @@ static void refresh(hp_daemon *d, hp_ctr_rec *c)
     }
     if (x.be->ops->container_status(x.be, &x.bc, &st, &err) < 0) {
         hp_debug("status of %s: %s", c->id, err.msg);
-    } else if (st.state != HP_CTR_RUNNING && save_status(d, c, &st, &err) == 0) {
+    } else if (st.state == HP_CTR_EXITED && save_status(d, c, &st, &err) == 0) {
+        /* Only an exit is final: UNKNOWN (process gone, exit status not yet
+         * written by the monitor) is transient and asked again next time. */
         c->state = st.state;
         c->finished_at = st.finished_at;
         c->exit_code = st.exit_code;
@@ -235,7 +238,9 @@ void hp_cri_on_container_exit(void *ud, const char *container_id, const hp_be_st
     hp_ctr_rec *c = hp_store_ctr_get(d->store, container_id, &err);
     if (c == NULL)
         return;
-    if (c->state == HP_CTR_RUNNING && save_status(d, c, st, &err) == 0)
+    /* CREATED: StartContainer is still running and records the exit itself. */
+    if ((c->state == HP_CTR_RUNNING || c->state == HP_CTR_UNKNOWN) && st->state == HP_CTR_EXITED &&
+        save_status(d, c, st, &err) == 0)
         hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, c->id,
                     c->pod_id);
     hp_ctr_rec_free(c);
@@ -247,16 +252,22 @@ int hp_cri_stop_container(hp_daemon *d, const hp_ctr_rec *c, int64_t timeout_s, 
     hp_be_status st = {0};
     int rc = -1;
 
-    if (c->state != HP_CTR_RUNNING)
+    if (c->state != HP_CTR_RUNNING && c->state != HP_CTR_UNKNOWN)
         return 0;
     if (be_ctr_load(d, c, &x, err) < 0)
         return -1;
     if (x.be->ops->container_stop(x.be, &x.bc, timeout_s < 0 ? 0 : timeout_s, err) < 0)
         goto out;
-    if (x.be->ops->container_status(x.be, &x.bc, &st, err) < 0)
-        goto out;
-    if (st.state == HP_CTR_RUNNING) {
-        hp_err_set(err, HP_INTERNAL, "container %s is still running after stop", c->id);
+    /* the monitor may need a moment to write the exit status */
+    for (int i = 0; i < 100; i++) {
+        if (x.be->ops->container_status(x.be, &x.bc, &st, err) < 0)
+            goto out;
+        if (st.state == HP_CTR_EXITED)
+            break;
+        usleep(20000);
+    }
+    if (st.state != HP_CTR_EXITED) {
+        hp_err_set(err, HP_INTERNAL, "container %s has not exited 2 s after being killed", c->id);
         goto out;
     }
     if (save_status(d, c, &st, err) < 0)
@@ -273,7 +284,8 @@ int hp_cri_remove_container_rec(hp_daemon *d, const hp_ctr_rec *c, hp_err *err)
     struct be_ctr x;
     int rc = -1;
 
-    if (c->state == HP_CTR_RUNNING && hp_cri_stop_container(d, c, 0, err) < 0)
+    if ((c->state == HP_CTR_RUNNING || c->state == HP_CTR_UNKNOWN) &&
+        hp_cri_stop_container(d, c, 0, err) < 0)
         return -1;
     if (be_ctr_load(d, c, &x, err) < 0)
         return -1;
@@ -478,10 +490,27 @@ int hp_cri_start_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err
     }
     st.state = HP_CTR_RUNNING;
     st.started_at = now_ns();
+    {
+        /* a short-lived process may be gone already: record its exit now,
+         * since the exit notification saw a container not yet running */
+        hp_be_status bs = {0};
+        hp_err e2 = HP_ERR_INIT;
+        if (x.be->ops->container_status(x.be, &x.bc, &bs, &e2) == 0 && bs.state == HP_CTR_EXITED) {
+            st.state = HP_CTR_EXITED;
+            st.started_at = bs.started_at ? bs.started_at : st.started_at;
+            st.finished_at = bs.finished_at;
+            st.exit_code = bs.exit_code;
+            st.reason = bs.reason;
+            st.message = bs.message;
+        }
+    }
     if (hp_store_ctr_set_status(d->store, c->id, &st, err) < 0 ||
         hp_store_ctr_set_backend_state(d->store, c->id, x.bc.backend_state, err) < 0)
         goto out;
     hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT, c->id, c->pod_id);
+    if (st.state == HP_CTR_EXITED)
+        hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, c->id,
+                    c->pod_id);
     rc = hp_pb_reply(resp, &out, err);
 out:
     be_ctr_release(&x);
@@ -674,8 +703,8 @@ int hp_cri_reconcile(hp_daemon *d, hp_err *err)
         refresh(d, &ctrs[i]);
         if (ctrs[i].state != HP_CTR_RUNNING) {
             exited++;
-            hp_info("container %s exited (code %d, %s) while hpcri was not watching",
-                    ctrs[i].id, ctrs[i].exit_code, ctrs[i].reason ? ctrs[i].reason : "");
+            hp_info("container %s exited (code %d, %s) while hpcri was not watching", ctrs[i].id,
+                    ctrs[i].exit_code, ctrs[i].reason ? ctrs[i].reason : "");
         }
     }
     if (n)

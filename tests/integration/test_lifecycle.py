@@ -91,7 +91,8 @@ def wait_exited(c, cid, timeout=20):
 
 def test_pod_and_container_lifecycle(env):
     c = env["c"]
-    pod, cid = run(env, "web", "main", ["sh", "-c", "echo hello; echo oops >&2; sleep 1000"])
+    pod, cid = run(env, "web", "main", ["sh", "-c", "trap '' TERM; echo hello; echo oops >&2; "
+                                               "while :; do sleep 1; done"])
     ps = c.PodSandboxStatus(pod_sandbox_id=pod).status
     assert ps.state == api_pb2.SANDBOX_READY and ps.metadata.name == "web"
     st = c.ContainerStatus(container_id=cid).status
@@ -115,9 +116,10 @@ def test_pod_and_container_lifecycle(env):
     parsed = {tuple(l.split(" ", 3)[1:]) for l in lines}
     assert ("stdout", "F", "hello") in parsed and ("stderr", "F", "oops") in parsed
 
-    # sh as PID 1 ignores SIGTERM: the grace period runs out, then SIGKILL.
+    # The shell ignores SIGTERM: the grace period runs out, then SIGKILL.
     t0 = time.monotonic()
-    c.StopContainer(container_id=cid, timeout=2, **{})
+    # (the request field, not the call deadline)
+    c.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=2))
     elapsed = time.monotonic() - t0
     assert elapsed >= 1.9
     st = c.ContainerStatus(container_id=cid).status
@@ -144,7 +146,7 @@ def test_exit_codes_and_reasons(env):
     assert st.exit_code == 3 and st.reason == "Error"
     pc = pod_config(env, "exits")
     pod = c.ListPodSandbox().items[0].id
-    good = c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "good", ["true"]),
+    good = c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "good", ["sh", "-c", "exit 0"]),
                              sandbox_config=pc).container_id
     c.StartContainer(container_id=good)
     st = wait_exited(c, good)
@@ -230,7 +232,7 @@ def test_bad_requests(env):
     with pytest.raises(grpc.RpcError) as e:
         c.RunPodSandbox(config=pc)
     assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS and pod in e.value.details()
-    cfg = ctr_config(env, "x", ["true"])
+    cfg = ctr_config(env, "x", ["sh", "-c", "exit 0"])
     cfg.image.image = "127.0.0.1:1/not/pulled:latest"
     with pytest.raises(grpc.RpcError) as e:
         c.CreateContainer(pod_sandbox_id=pod, config=cfg, sandbox_config=pc)
@@ -238,7 +240,7 @@ def test_bad_requests(env):
     cid = c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "x", ["sleep", "100"]),
                             sandbox_config=pc).container_id
     with pytest.raises(grpc.RpcError) as e:
-        c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "x", ["true"]),
+        c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "x", ["sh", "-c", "exit 0"]),
                           sandbox_config=pc)
     assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS and cid in e.value.details()
     c.StartContainer(container_id=cid)
@@ -250,7 +252,7 @@ def test_bad_requests(env):
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     c.RemovePodSandbox(pod_sandbox_id=pod, timeout=60)
     with pytest.raises(grpc.RpcError) as e:
-        c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "y", ["true"]),
+        c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "y", ["sh", "-c", "exit 0"]),
                           sandbox_config=pc)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as e:
