@@ -100,7 +100,7 @@ static int cluster_up(void)
     chmod(g_dir, 0755);
     snprintf(g_conf, sizeof g_conf, "%s/slurm.conf", g_dir);
     setenv("SLURM_CONF", g_conf, 1);
-    setenv("HPCRI_SLURM_PORT", PORT, 1);
+    setenv("HPCRI_SLURM_PORT", PORT, 0); /* an explicit port wins */
     atexit(cluster_stop);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -81,6 +81,8 @@ static int jobvec_push(jobvec *jv, const hp_slurm_job *j)
 
 static hp_slurm_job *jobvec_find(const jobvec *jv, const char *id, bool sorted)
 {
+    if (jv->n == 0)
+        return NULL;
     if (sorted) {
         hp_slurm_job key;
         snprintf(key.id, sizeof key.id, "%s", id);
@@ -288,9 +290,9 @@ static bool parse_sacct(const char *out, const char *id, hp_slurm_job *j)
         cpy(buf, sizeof buf, line, eol ? eol : line + strlen(line));
         line = eol ? eol + 1 : NULL;
         char *f[6] = {0};
-        char *save = NULL, *s = buf;
+        char *s = buf;
         int n = 0;
-        /* strtok_r skips empty fields: split by hand */
+        /* split by hand: strtok would merge empty fields */
         for (; n < 6; n++) {
             f[n] = s;
             char *bar = s ? strchr(s, '|') : NULL;
@@ -301,7 +303,6 @@ static bool parse_sacct(const char *out, const char *id, hp_slurm_job *j)
             *bar = '\0';
             s = bar + 1;
         }
-        (void)save;
         if (n < 6 || !f[0] || strcmp(f[0], id) != 0)
             continue;
         snprintf(j->state, sizeof j->state, "%s", f[1]);
@@ -415,7 +416,8 @@ int hp_slurm_poller_poll_once(hp_slurm_poller *p, hp_err *err)
         line = eol ? eol + 1 : NULL;
     }
     hp_slurm_out_free(&o);
-    qsort(fresh.v, fresh.n, sizeof *fresh.v, job_cmp);
+    if (fresh.n > 1)
+        qsort(fresh.v, fresh.n, sizeof *fresh.v, job_cmp);
 
     /* Tracked jobs this poll should have seen but did not. */
     tracked *missing = NULL;
