@@ -27,7 +27,12 @@ if [[ -z "$cmd" || -z "$dir" ]]; then
     echo "usage: $0 start|stop|status|env DIR" >&2
     exit 2
 fi
-mkdir -p "$dir"
+if [[ "$cmd" == start ]]; then
+    mkdir -p "$dir"
+elif [[ ! -d "$dir" ]]; then
+    [[ "$cmd" == status ]] && exit 1
+    exit 0
+fi
 dir=$(cd "$dir" && pwd)
 port=${HPCRI_SLURM_PORT:-6817}
 conf=$dir/slurm.conf
@@ -36,6 +41,10 @@ SBIN=${HPCRI_SLURM_SBIN:-/usr/sbin}
 BIN=${HPCRI_SLURM_BIN:-/usr/bin}
 
 log() { echo "slurm.sh: $*" >&2; }
+
+# The node's Slurm name is per cluster (its cgroup paths and spool dir
+# derive from it), so that clusters on different ports can coexist.
+node_name() { echo "hpcri$port"; }
 
 pid_alive() { # pidfile
     [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
@@ -58,6 +67,7 @@ configure() {
     mkdir -p "$dir"/{state,spool,log,run,dev}
     local node_line hostname proctrack
     hostname=$(hostname -s)
+    node=$(node_name)
     # "NodeName=vm CPUs=2 Boards=1 ... RealMemory=24105" (first line only)
     node_line=$("$SBIN/slurmd" -C | head -n1)
     [[ "$node_line" == NodeName=* ]] || {
@@ -71,7 +81,7 @@ configure() {
     proctrack=$(proctrack_plugin)
     log "using $proctrack"
     cat >"$dir/gres.conf" <<EOF
-NodeName=$hostname Name=gpu File=$dir/dev/fakegpu[0-1]
+NodeName=$node Name=gpu File=$dir/dev/fakegpu[0-1]
 EOF
     cat >"$dir/cgroup.conf" <<EOF
 CgroupPlugin=cgroup/v1
@@ -116,7 +126,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 GresTypes=gpu
 SlurmctldParameters=enable_configless
-$node_line Gres=gpu:2 State=UNKNOWN
+NodeName=$node NodeHostname=$hostname NodeAddr=127.0.0.1 ${node_line#NodeName=* } Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -165,7 +175,14 @@ start() {
         "$SBIN/slurmctld" -f "$conf" "${clean[@]}" 2>>"$dir/log/slurmctld.err"
     fi
     if ! pid_alive "$dir/run/slurmd.pid"; then
-        "$SBIN/slurmd" -f "$conf" 2>>"$dir/log/slurmd.err"
+        "$SBIN/slurmd" -f "$conf" -N "$(node_name)" 2>>"$dir/log/slurmd.err"
+    fi
+    # HPCRI_SLURM_OWNER_PID: stop the cluster when that process is gone,
+    # however it died (tests killed by a timeout or a sanitizer abort).
+    if [[ -n "${HPCRI_SLURM_OWNER_PID:-}" ]] && ! pid_alive "$dir/run/watchdog.pid"; then
+        setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; "$2" stop "$3"' \
+            watchdog "$HPCRI_SLURM_OWNER_PID" "$0" "$dir" </dev/null >/dev/null 2>&1 &
+        echo $! >"$dir/run/watchdog.pid"
     fi
     local i
     for ((i = 0; i < 300; i++)); do
@@ -174,7 +191,7 @@ start() {
         fi
         # A node left DOWN/DRAIN by an unclean previous stop: resume it.
         if ((i % 20 == 19)); then
-            "$BIN/scontrol" update NodeName="$(hostname -s)" State=RESUME 2>/dev/null || true
+            "$BIN/scontrol" update NodeName="$(node_name)" State=RESUME 2>/dev/null || true
         fi
         sleep 0.05
     done
@@ -224,6 +241,7 @@ stop() {
     stop_pidfile "$dir/run/slurmd.pid"
     stop_pidfile "$dir/run/slurmctld.pid"
     stop_pidfile "$dir/run/munged.pid"
+    stop_pidfile "$dir/run/watchdog.pid"
 }
 
 case "$cmd" in

@@ -1,12 +1,15 @@
 /* The slurm backend against a real single-node Slurm cluster.
  *
  * Every case brings the cluster up with tests/tools/slurm.sh in a temp dir
- * (once per process; HPCRI_SLURM_PORT 16817) and the process stops it at
- * exit, also on SIGINT/SIGTERM/SIGABRT/SIGSEGV.  Needs root and the Debian
+ * (once per process, on a free port pair from 16817 unless HPCRI_SLURM_PORT
+ * is set) and stops it at exit, also on SIGINT/SIGTERM/SIGABRT/SIGSEGV; a
+ * watchdog of slurm.sh stops it if the process dies any other way.  Needs root and the Debian
  * packages slurm-wlm and munge.  HPCRI_SLOW_TESTS=1 adds the TIMEOUT case
  * (a 1-minute job time limit: Slurm's minimum).
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,8 +23,6 @@
 #include "backend/slurm/slurm.h"
 #include "config/config.h"
 #include "t.h"
-
-#define PORT "16817"
 
 static char g_dir[256];  /* cluster + shared dir root */
 static char g_conf[300]; /* SLURM_CONF */
@@ -77,6 +78,26 @@ static int run_cmd(char *const *argv)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+/* A port P such that P and P+1 are free on 127.0.0.1 (slurmctld, slurmd),
+ * from 16817 up: clusters of concurrent test processes do not meet. */
+static int free_port_pair(void)
+{
+    for (int p = 16817 + (int)(getpid() % 200) * 2; p < 30000; p += 2) {
+        int ok = 1;
+        for (int k = 0; k < 2 && ok; k++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(p + k))};
+            sa.sin_addr.s_addr = htonl(INADDR_ANY);
+            ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        if (ok)
+            return p;
+    }
+    return 16817;
+}
+
 /* Start (once per process) and return 0, or -1 with a message printed. */
 static int cluster_up(void)
 {
@@ -100,7 +121,14 @@ static int cluster_up(void)
     chmod(g_dir, 0755);
     snprintf(g_conf, sizeof g_conf, "%s/slurm.conf", g_dir);
     setenv("SLURM_CONF", g_conf, 1);
-    setenv("HPCRI_SLURM_PORT", PORT, 0); /* an explicit port wins */
+    if (!getenv("HPCRI_SLURM_PORT")) { /* an explicit port wins */
+        char port[16];
+        snprintf(port, sizeof port, "%d", free_port_pair());
+        setenv("HPCRI_SLURM_PORT", port, 1);
+    }
+    char owner[16];
+    snprintf(owner, sizeof owner, "%d", (int)getpid());
+    setenv("HPCRI_SLURM_OWNER_PID", owner, 1); /* slurm.sh's watchdog */
     atexit(cluster_stop);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
