@@ -3,6 +3,7 @@
 #include "backend/backend.h"
 
 #include "backend/oci/oci.h"
+#include "backend/slurm/slurm.h"
 #include "config/config.h"
 
 hp_backend *hp_backend_new(const struct hp_handler_config *h, const hp_backend_env *env,
@@ -12,6 +13,8 @@ hp_backend *hp_backend_new(const struct hp_handler_config *h, const hp_backend_e
     case HP_BACKEND_OCI:
     case HP_BACKEND_CHARLIECLOUD:
         return hp_oci_backend_new(h, env, err);
+    case HP_BACKEND_SLURM:
+        return hp_slurm_backend_new(h, env, err);
     default:
         hp_err_set(err, HP_UNIMPLEMENTED,
                    "runtime handler \"%s\" uses the %s backend, which this hpcri cannot run "
