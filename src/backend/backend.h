@@ -93,6 +93,10 @@ typedef struct hp_backend_host {
 
 typedef struct hp_backend_ops {
     const char *type; /* "oci", "slurm", "remote", "charliecloud" */
+    /* The backend keeps its own images (e.g. a remote CRI endpoint): the CRI
+     * layer then skips the local image lookup at CreateContainer and passes
+     * the reference as given in hp_be_container.image_id. */
+    bool own_images;
 
     /* Pod sandbox. run creates the pod's shared environment; stop is idempotent
      * and stops every container of the pod; remove frees all of it. */

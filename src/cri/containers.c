@@ -354,17 +354,19 @@ int hp_cri_create_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_er
     be = hp_cri_backend(d, pod->runtime_handler, err);
     if (be == NULL)
         goto out;
-    img = hp_cri_image_find(d, cfg->image->image, err);
-    if (img == NULL) {
-        if (err->code == HP_NOT_FOUND)
-            hp_err_set(err, HP_NOT_FOUND,
-                       "CreateContainer: image \"%s\" is not present: pull it first",
-                       cfg->image->image);
-        goto out;
+    if (!be->ops->own_images) {
+        img = hp_cri_image_find(d, cfg->image->image, err);
+        if (img == NULL) {
+            if (err->code == HP_NOT_FOUND)
+                hp_err_set(err, HP_NOT_FOUND,
+                           "CreateContainer: image \"%s\" is not present: pull it first",
+                           cfg->image->image);
+            goto out;
+        }
+        rootfs = hp_cri_image_rootfs(d, img->id, err);
+        if (rootfs == NULL && err->code != HP_OK)
+            goto out;
     }
-    rootfs = hp_cri_image_rootfs(d, img->id, err);
-    if (rootfs == NULL && err->code != HP_OK)
-        goto out;
     pod_cfg = hp_cri_pod_config(pod, err);
     if (pod_cfg == NULL)
         goto out;
@@ -383,7 +385,7 @@ int hp_cri_create_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_er
     rec.state = HP_CTR_CREATED;
     rec.created_at = now_ns();
     rec.image = cfg->image->image;
-    rec.image_ref = img->id;
+    rec.image_ref = img ? img->id : cfg->image->image;
     rec.log_path = log_path;
     rec.config_len = runtime__v1__container_config__get_packed_size(cfg);
     cfgbuf = malloc(rec.config_len ? rec.config_len : 1);
@@ -404,9 +406,9 @@ int hp_cri_create_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_er
     bc.pod_id = pod->id;
     bc.config = cfg;
     bc.pod_config = pod_cfg;
-    bc.image_id = img->id;
+    bc.image_id = rec.image_ref;
     bc.rootfs_hint = rootfs;
-    bc.image_config_json = img->config_json;
+    bc.image_config_json = img ? img->config_json : NULL;
     bc.log_path = log_path[0] ? log_path : NULL;
     if (be->ops->container_create(be, &bc, err) < 0) {
         hp_err e2 = HP_ERR_INIT;
