@@ -90,8 +90,8 @@ demo: all
 .PHONY: demo
 
 # Benchmarks (bench/README.md): one command each, print numbers.
-$(BUILD)/bench-rpc: bench/rpc.c $(BUILD)/obj/ctl/client.o $(BUILD)/libhpcri.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/obj/ctl/client.o $(BUILD)/libhpcri.a $(LDLIBS)
+$(BUILD)/bench-rpc: bench/rpc.c $(BUILD)/libhpcri.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhpcri.a $(LDLIBS)
 
 bench-rpc: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/bench-rpc
 	bench/rpc.sh --no-build

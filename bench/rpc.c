@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "api.pb-c.h"
-#include "ctl/client.h"
+#include "rpc/client.h"
 
 #define PROTOTYPE_P50_US 43.0 /* the prototype target */
 #define MAX_CLIENTS      64

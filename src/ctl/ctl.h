@@ -8,7 +8,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "ctl/client.h"
+#include "rpc/client.h"
 #include "util/err.h"
 
 #define CTL_RUNTIME "/runtime.v1.RuntimeService/"

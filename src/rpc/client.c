@@ -1,5 +1,5 @@
 /* hpcri gRPC client on libnghttp2 (see client.h). */
-#include "ctl/client.h"
+#include "rpc/client.h"
 
 #include <errno.h>
 #include <fcntl.h>
