@@ -1,11 +1,13 @@
 /* hpcri-ctl commands: images, imagefsinfo, pull, rmi, inspecti. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.pb-c.h"
+#include "hpcri.pb-c.h"
 #include "ctl/ctl.h"
 #include "ctl/pbjson.h"
 #include "util/cleanup.h"
@@ -319,6 +321,51 @@ int cmd_inspecti(struct ctl *ctl, int argc, char **argv, hp_err *err)
     if (!r)
         return -1;
     int rc = ctl_print_json(PBM(r), err);
+    protobuf_c_message_free_unpacked(PBM(r), NULL);
+    return rc;
+}
+
+int cmd_import(struct ctl *ctl, int argc, char **argv, hp_err *err)
+{
+    const char *usage = "import [--name REF] FILE";
+    static const struct option lo[] = {
+        CTL_COMMON_LONGOPTS,
+        {"name", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL;
+    char path[PATH_MAX];
+    int opt;
+    while ((opt = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
+        if (opt == 'n')
+            name = optarg;
+        else if (ctl_opt(ctl, opt, optarg, usage, err) < 0)
+            return -1;
+    }
+    if (argc - optind != 1) {
+        usage_err(usage, err);
+        return -1;
+    }
+    /* The daemon reads the file: give it an absolute path. */
+    if (realpath(argv[optind], path) == NULL)
+        return hp_err_sys(err, HP_NOT_FOUND, "%s", argv[optind]);
+    Hpcri__V1__ImportImageRequest req = HPCRI__V1__IMPORT_IMAGE_REQUEST__INIT;
+    req.path = path;
+    req.name = (char *)(name ? name : "");
+    Hpcri__V1__ImportImageResponse *r =
+        CTL_CALL(ctl, "/hpcri.v1.Admin/", ImportImage, &req, Hpcri__V1__ImportImageResponse,
+                 hpcri__v1__import_image_response__descriptor, ctl_timeout(ctl, 0), err);
+    if (!r)
+        return -1;
+    int rc = 0;
+    if (ctl->out == CTL_OUT_JSON) {
+        rc = ctl_print_json(PBM(r), err);
+    } else {
+        printf("Imported %s", r->image_id);
+        for (size_t i = 0; i < r->n_repo_tags; i++)
+            printf("%s%s", i ? ", " : " as ", r->repo_tags[i]);
+        printf("\n");
+    }
     protobuf_c_message_free_unpacked(PBM(r), NULL);
     return rc;
 }

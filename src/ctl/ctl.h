@@ -108,6 +108,7 @@ int cmd_images(struct ctl *ctl, int argc, char **argv, hp_err *err);
 int cmd_imagefsinfo(struct ctl *ctl, int argc, char **argv, hp_err *err);
 int cmd_pull(struct ctl *ctl, int argc, char **argv, hp_err *err);
 int cmd_rmi(struct ctl *ctl, int argc, char **argv, hp_err *err);
+int cmd_import(struct ctl *ctl, int argc, char **argv, hp_err *err);
 int cmd_inspecti(struct ctl *ctl, int argc, char **argv, hp_err *err);
 
 int cmd_pods(struct ctl *ctl, int argc, char **argv, hp_err *err);

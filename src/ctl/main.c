@@ -23,6 +23,8 @@ static const struct command commands[] = {
     {"imagefsinfo", cmd_imagefsinfo, "Show image filesystem usage"},
     {"pull", cmd_pull, "Pull an image: pull REF [--creds USER:PASS]"},
     {"rmi", cmd_rmi, "Remove images: rmi ID..."},
+    {"import", cmd_import,
+     "Import a local image (OCI layout/archive, docker save): import [--name REF] FILE"},
     {"inspecti", cmd_inspecti, "Show image status: inspecti ID"},
     {"pods", cmd_pods, "List pod sandboxes [-q]"},
     {"runp", cmd_runp, "Run a pod sandbox: runp POD_CONFIG.json"},
