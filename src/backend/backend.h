@@ -43,36 +43,36 @@ typedef struct hp_be_container {
     const char *pod_id;
     const Runtime__V1__ContainerConfig *config;
     const Runtime__V1__PodSandboxConfig *pod_config;
-    const char *image_id;     /* resolved image id (sha256:...) */
-    const char *rootfs_hint;  /* image rootfs prepared by the image service, or NULL */
+    const char *image_id;          /* resolved image id (sha256:...) */
+    const char *rootfs_hint;       /* image rootfs prepared by the image service, or NULL */
     const char *image_config_json; /* the image's OCI config JSON (entrypoint, env, user...),
                                       or NULL */
-    const char *log_path;     /* absolute CRI log path, or NULL */
-    char *backend_state;      /* as for hp_be_pod */
+    const char *log_path;          /* absolute CRI log path, or NULL */
+    char *backend_state;           /* as for hp_be_pod */
 } hp_be_container;
 
 /* Observed runtime state of a container. */
 typedef struct hp_be_status {
-    int state;            /* Runtime__V1__ContainerState */
-    int64_t started_at;   /* unix ns, 0 if not started */
-    int64_t finished_at;  /* unix ns, 0 if running */
+    int state;           /* Runtime__V1__ContainerState */
+    int64_t started_at;  /* unix ns, 0 if not started */
+    int64_t finished_at; /* unix ns, 0 if running */
     int32_t exit_code;
-    char reason[64];      /* "Completed", "Error", "OOMKilled", or a backend-specific reason */
+    char reason[64]; /* "Completed", "Error", "OOMKilled", or a backend-specific reason */
     char message[512];
 } hp_be_status;
 
 /* Resource usage of one container; a field the backend cannot measure is
  * left at 0 and its has_ flag false (never a made-up number). */
 typedef struct hp_be_stats {
-    int64_t timestamp;               /* unix ns when measured */
+    int64_t timestamp; /* unix ns when measured */
     bool has_cpu;
-    uint64_t cpu_usage_ns;           /* cumulative CPU time */
+    uint64_t cpu_usage_ns; /* cumulative CPU time */
     bool has_memory;
-    uint64_t memory_working_set;     /* bytes: usage minus inactive file cache */
-    uint64_t memory_rss;             /* bytes */
-    uint64_t memory_usage;           /* bytes */
+    uint64_t memory_working_set; /* bytes: usage minus inactive file cache */
+    uint64_t memory_rss;         /* bytes */
+    uint64_t memory_usage;       /* bytes */
     bool has_writable_layer;
-    uint64_t writable_bytes;         /* container's writable layer */
+    uint64_t writable_bytes; /* container's writable layer */
     uint64_t writable_inodes;
     char writable_mountpoint[256];
 } hp_be_stats;

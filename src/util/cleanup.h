@@ -32,9 +32,9 @@ static inline void hp_closedirp(DIR **d)
         closedir(*d);
 }
 
-#define _cleanup_free_ __attribute__((cleanup(hp_freep)))
-#define _cleanup_close_ __attribute__((cleanup(hp_closep)))
-#define _cleanup_fclose_ __attribute__((cleanup(hp_fclosep)))
+#define _cleanup_free_     __attribute__((cleanup(hp_freep)))
+#define _cleanup_close_    __attribute__((cleanup(hp_closep)))
+#define _cleanup_fclose_   __attribute__((cleanup(hp_fclosep)))
 #define _cleanup_closedir_ __attribute__((cleanup(hp_closedirp)))
 
 static inline void *hp_steal_ptr_impl(void **p)

@@ -41,7 +41,13 @@ typedef struct hp_err {
     char msg[HP_ERR_MSG_MAX];
 } hp_err;
 
-#define HP_ERR_INIT {0, 0, {0}}
+#define HP_ERR_INIT                                                                                \
+    {                                                                                              \
+        0, 0,                                                                                      \
+        {                                                                                          \
+            0                                                                                      \
+        }                                                                                          \
+    }
 
 /* Fill err with code and a printf-style message. Always returns -1. */
 int hp_err_set(hp_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -24,8 +24,8 @@ const char *hp_log_level_name(int level);
 void hp_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define hp_error(...) hp_log_write(HP_LOG_ERROR, __VA_ARGS__)
-#define hp_warn(...) hp_log_write(HP_LOG_WARN, __VA_ARGS__)
-#define hp_info(...) hp_log_write(HP_LOG_INFO, __VA_ARGS__)
+#define hp_warn(...)  hp_log_write(HP_LOG_WARN, __VA_ARGS__)
+#define hp_info(...)  hp_log_write(HP_LOG_INFO, __VA_ARGS__)
 #define hp_debug(...)                                                                              \
     do {                                                                                           \
         if (hp_log_enabled(HP_LOG_DEBUG))                                                          \
