@@ -273,6 +273,71 @@ T_CASE(spec_capabilities_add_drop_all)
     T_ASSERT(strstr(err.msg, "CAP_FLY") != NULL);
 }
 
+T_CASE(spec_rootless_userns_readonly_root_no_sys_admin)
+{
+    char *command[] = {"/bin/sh"};
+    hp_oci_spec_opts o = base_opts("/nonexistent");
+    o.rootless = true;
+    o.rootfs_tmpfs = true;
+    o.root_path = "/images/x/rootfs";
+    o.uid = 1001;
+    o.gid = 1001;
+    o.subuid_start = o.subgid_start = 100000;
+    o.subuid_len = o.subgid_len = 65536;
+    hp_err err = HP_ERR_INIT;
+    Runtime__V1__ContainerConfig cfg = RUNTIME__V1__CONTAINER_CONFIG__INIT;
+    cfg.n_command = 1;
+    cfg.command = command;
+    json_t *s = hp_oci_spec_container(NULL, &cfg, NULL, &o, &err);
+    T_ASSERT(s != NULL);
+    json_t *root = json_object_get(s, "root");
+    T_EQ_STR(json_string_value(json_object_get(root, "path")), "/images/x/rootfs");
+    T_ASSERT(json_is_true(json_object_get(root, "readonly")));
+    json_t *um = json_object_get(json_object_get(s, "linux"), "uidMappings");
+    T_EQ_INT(json_array_size(um), 2);
+    T_EQ_INT(json_integer_value(json_object_get(json_array_get(um, 0), "hostID")), 1001);
+    T_EQ_INT(json_integer_value(json_object_get(json_array_get(um, 1), "hostID")), 100000);
+    T_EQ_INT(json_integer_value(json_object_get(json_array_get(um, 1), "containerID")), 1);
+    int tmpfs = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(s, "mounts"), i, m)
+    {
+        const char *d = json_string_value(json_object_get(m, "destination"));
+        const char *t = json_string_value(json_object_get(m, "type"));
+        if (t && strcmp(t, "tmpfs") == 0 &&
+            (strcmp(d, "/tmp") == 0 || strcmp(d, "/run") == 0 || strcmp(d, "/var/tmp") == 0))
+            tmpfs++;
+    }
+    T_EQ_INT(tmpfs, 3);
+    json_decref(s);
+
+    /* CAP_SYS_ADMIN could remount the shared image read-write: refused */
+    Runtime__V1__LinuxContainerSecurityContext sc =
+        RUNTIME__V1__LINUX_CONTAINER_SECURITY_CONTEXT__INIT;
+    Runtime__V1__LinuxContainerConfig lc = RUNTIME__V1__LINUX_CONTAINER_CONFIG__INIT;
+    lc.security_context = &sc;
+    cfg.linux = &lc;
+    sc.privileged = true;
+    T_ASSERT(hp_oci_spec_container(NULL, &cfg, NULL, &o, &err) == NULL);
+    T_EQ_INT(err.code, HP_INVALID_ARGUMENT);
+    T_ASSERT(strstr(err.msg, "privileged") != NULL);
+    sc.privileged = false;
+    char *add[] = {"SYS_ADMIN"};
+    Runtime__V1__Capability caps = RUNTIME__V1__CAPABILITY__INIT;
+    caps.add_capabilities = add;
+    caps.n_add_capabilities = 1;
+    sc.capabilities = &caps;
+    T_ASSERT(hp_oci_spec_container(NULL, &cfg, NULL, &o, &err) == NULL);
+    T_ASSERT(strstr(err.msg, "CAP_SYS_ADMIN") != NULL);
+    /* as root (overlay root), it is allowed */
+    o.rootless = false;
+    o.rootfs_tmpfs = false;
+    s = hp_oci_spec_container(NULL, &cfg, NULL, &o, &err);
+    T_ASSERT(s != NULL);
+    json_decref(s);
+}
+
 T_CASE(spec_oom_score_adj_clamped)
 {
     char *cmd[] = {"x"};

@@ -792,8 +792,8 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
     char sigbuf[16];
     int sn = snprintf(sigbuf, sizeof(sigbuf), "%d", sig);
     _cleanup_free_ char *logdir = strdup(log_path);
-    if (mkdir_p(rootfs, 0755, err) < 0 || mkdir_p(upper, 0755, err) < 0 ||
-        mkdir_p(work, 0700, err) < 0 || mkdir_p(dirname(logdir), 0755, err) < 0)
+    if (mkdir_p(rootfs, 0755, err) < 0 || (overlay && mkdir_p(upper, 0755, err) < 0) ||
+        (overlay && mkdir_p(work, 0700, err) < 0) || mkdir_p(dirname(logdir), 0755, err) < 0)
         goto fail;
     /* bind mount sources that do not exist are created as directories */
     for (size_t i = 0; i < cfg->n_mounts; i++) {
@@ -1090,6 +1090,99 @@ static uint64_t memstat_field(const char *text, const char *key)
     return 0;
 }
 
+/* One process of /proc/<pid>/stat: parent, CPU ticks (utime + stime of the
+ * process and cutime + cstime of the children it reaped) and RSS pages. */
+typedef struct proc_usage {
+    pid_t pid, ppid;
+    uint64_t ticks, rss_pages;
+    bool in_tree;
+} proc_usage;
+
+static int read_proc_usage(pid_t pid, proc_usage *pu)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+    _cleanup_free_ char *s = read_small(p);
+    const char *rp = s ? strrchr(s, ')') : NULL;
+    unsigned long long ut = 0, st = 0;
+    long long cut = 0, cst = 0, rss = 0;
+    int ppid = 0;
+    if (!rp || sscanf(rp + 2,
+                      "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld %*d %*d "
+                      "%*d %*d %*u %*u %lld",
+                      &ppid, &ut, &st, &cut, &cst, &rss) != 6)
+        return -1;
+    pu->pid = pid;
+    pu->ppid = (pid_t)ppid;
+    pu->ticks = ut + st + (uint64_t)(cut > 0 ? cut : 0) + (uint64_t)(cst > 0 ? cst : 0);
+    pu->rss_pages = rss > 0 ? (uint64_t)rss : 0;
+    pu->in_tree = false;
+    return 0;
+}
+
+/* CPU ticks and RSS pages of the process tree rooted at `init` (a container
+ * without a cgroup): every live descendant's own and reaped children's CPU
+ * time, and the sum of their RSS.  Processes that left the tree (exec'd by
+ * `runc exec`, which are children of runc) are not counted.  Returns 0, or -1
+ * when init is gone. */
+static int proc_tree_usage(pid_t init, uint64_t *ticks, uint64_t *pages)
+{
+    proc_usage root;
+    if (read_proc_usage(init, &root) < 0)
+        return -1;
+    *ticks = root.ticks;
+    *pages = root.rss_pages;
+    _cleanup_closedir_ DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    proc_usage *all = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long v = strtol(de->d_name, &end, 10);
+        if (*end || v <= 0 || (pid_t)v == init)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 256;
+            proc_usage *na = realloc(all, nc * sizeof(*na));
+            if (!na)
+                break;
+            all = na;
+            cap = nc;
+        }
+        if (read_proc_usage((pid_t)v, &all[n]) == 0)
+            n++;
+    }
+    /* descendants: one pass per tree level; `tree` lists the pids found so
+     * far (containers have few processes, the host may have many) */
+    pid_t *tree = malloc((n + 1) * sizeof(*tree));
+    size_t nt = 0;
+    if (tree)
+        tree[nt++] = init;
+    bool changed = tree != NULL;
+    while (changed) {
+        changed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (all[i].in_tree)
+                continue;
+            bool parent_in = false;
+            for (size_t j = 0; !parent_in && j < nt; j++)
+                parent_in = tree[j] == all[i].ppid;
+            if (parent_in) {
+                all[i].in_tree = true;
+                tree[nt++] = all[i].pid;
+                changed = true;
+                *ticks += all[i].ticks;
+                *pages += all[i].rss_pages;
+            }
+        }
+    }
+    free(tree);
+    free(all);
+    return 0;
+}
+
 static int oci_container_stats(hp_backend *b, hp_be_container *c, hp_be_stats *out, hp_err *err)
 {
     oci_be *be = (oci_be *)b;
@@ -1119,22 +1212,16 @@ static int oci_container_stats(hp_backend *b, hp_be_container *c, hp_be_stats *o
             rss = stat_txt ? memstat_field(stat_txt, "total_rss") : 0;
         }
     }
+    bool have_proc = false;
     if (!have_cg) {
         pid_t pid = read_pid(dir);
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-        _cleanup_free_ char *s = pid > 0 ? read_small(p) : NULL;
-        const char *rp = s ? strrchr(s, ')') : NULL;
-        unsigned long long ut = 0, stt = 0;
-        long long rsspages = 0;
-        if (rp && sscanf(rp + 2,
-                         "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
-                         "%*d %*d %*u %*u %lld",
-                         &ut, &stt, &rsspages) == 3) {
+        uint64_t ticks = 0, pages = 0;
+        if (pid > 0 && !exit_file_exists(be, c->id) && proc_tree_usage(pid, &ticks, &pages) == 0) {
             long hz = sysconf(_SC_CLK_TCK);
-            cpu_ns = (ut + stt) * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
-            rss = (uint64_t)rsspages * (uint64_t)sysconf(_SC_PAGESIZE);
+            cpu_ns = ticks * (1000000000ull / (uint64_t)(hz > 0 ? hz : 100));
+            rss = pages * (uint64_t)sysconf(_SC_PAGESIZE);
             ws = usage = rss;
+            have_proc = true;
         }
     }
     uint64_t bytes = 0, inodes = 0;
@@ -1145,9 +1232,9 @@ static int oci_container_stats(hp_backend *b, hp_be_container *c, hp_be_stats *o
 
     memset(out, 0, sizeof(*out));
     out->timestamp = ts;
-    out->has_cpu = cpu_ns > 0 || have_cg;
+    out->has_cpu = cpu_ns > 0 || have_cg || have_proc;
     out->cpu_usage_ns = cpu_ns;
-    out->has_memory = usage > 0 || have_cg;
+    out->has_memory = usage > 0 || have_cg || have_proc;
     out->memory_working_set = ws;
     out->memory_rss = rss;
     out->memory_usage = usage;

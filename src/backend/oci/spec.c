@@ -1025,6 +1025,19 @@ static json_t *build_env(const Runtime__V1__ContainerConfig *cfg, const hp_oci_i
 
 /* ---------- the container spec ---------- */
 
+static bool has_cap(const json_t *caps, const char *name)
+{
+    size_t i;
+    const json_t *v;
+    json_array_foreach(caps, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (s && strcmp(s, name) == 0)
+            return true;
+    }
+    return false;
+}
+
 json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
                               const Runtime__V1__ContainerConfig *cfg,
                               const hp_oci_image_config *img, const hp_oci_spec_opts *o,
@@ -1069,6 +1082,18 @@ json_t *hp_oci_spec_container(const Runtime__V1__PodSandboxConfig *pod,
     json_t *caps = hp_oci_capabilities(sc ? sc->capabilities : NULL, privileged, err);
     if (!caps)
         goto fail;
+    if (o->rootless && o->rootfs_tmpfs && (privileged || has_cap(caps, "CAP_SYS_ADMIN"))) {
+        /* The root is the shared image directory, owned by the daemon's user
+         * and read-only only through a bind mount made in the container's
+         * own user namespace: CAP_SYS_ADMIN there could remount it
+         * read-write and change the image for every container. */
+        json_decref(caps);
+        hp_err_set(err, HP_INVALID_ARGUMENT,
+                   "%s is not supported rootless: the container's root file system is the shared "
+                   "read-only image, which CAP_SYS_ADMIN could remount read-write",
+                   privileged ? "privileged" : "capability CAP_SYS_ADMIN");
+        goto fail;
+    }
     json_t *ambient = json_array();
     for (size_t i = 0; sc && sc->capabilities && i < sc->capabilities->n_add_ambient_capabilities;
          i++) {
