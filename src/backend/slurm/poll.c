@@ -39,6 +39,7 @@ struct hp_slurm_poller {
     uint64_t started;   /* polls started */
     uint64_t gen;       /* polls completed (successfully) */
     int64_t last_ok_ms; /* CLOCK_MONOTONIC of the last good poll */
+    int64_t last_ok_start_ns; /* CLOCK_REALTIME when the last good poll started */
     bool stop;
     bool thread_running;
     pthread_t thread;
@@ -390,6 +391,9 @@ int hp_slurm_poller_poll_once(hp_slurm_poller *p, hp_err *err)
     pthread_mutex_lock(&p->mu);
     uint64_t my_index = ++p->started;
     pthread_mutex_unlock(&p->mu);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    int64_t start_ns = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec;
 
     char *const argv[] = {"squeue", "-h",    "-a", "-t",          "all",
                           "-u",     p->user, "-o", SQUEUE_FORMAT, NULL};
@@ -454,6 +458,8 @@ int hp_slurm_poller_poll_once(hp_slurm_poller *p, hp_err *err)
     p->jobs = fresh;
     p->gen++;
     p->last_ok_ms = mono_ms();
+    if (start_ns > p->last_ok_start_ns)
+        p->last_ok_start_ns = start_ns;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->mu);
     return 0;
@@ -563,4 +569,17 @@ int64_t hp_slurm_poller_age_ms(hp_slurm_poller *p)
     int64_t age = p->last_ok_ms < 0 ? -1 : mono_ms() - p->last_ok_ms;
     pthread_mutex_unlock(&p->mu);
     return age;
+}
+
+int64_t hp_slurm_poller_last_start_ns(hp_slurm_poller *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int64_t t = p->last_ok_start_ns;
+    pthread_mutex_unlock(&p->mu);
+    return t;
+}
+
+int hp_slurm_poller_interval_ms(const hp_slurm_poller *p)
+{
+    return p->interval_ms;
 }

@@ -71,6 +71,12 @@ uint64_t hp_slurm_poller_wait(hp_slurm_poller *p, uint64_t after, int timeout_ms
 /* Age in ms of the snapshot (time since the last successful poll), -1 if none. */
 int64_t hp_slurm_poller_age_ms(hp_slurm_poller *p);
 
+/* CLOCK_REALTIME (ns) at which the newest successful poll started, 0 if
+ * none: a state seen by that poll is at least that recent. */
+int64_t hp_slurm_poller_last_start_ns(hp_slurm_poller *p);
+/* The configured interval. */
+int hp_slurm_poller_interval_ms(const hp_slurm_poller *p);
+
 /* Parse one line of `squeue -h -o '%i|%T|%r|%N|%S|%e|%j'` (the name last,
  * since only it may contain '|').  Returns 0 with *out filled when the job
  * name starts with prefix, 1 when it does not, -1 when the line is

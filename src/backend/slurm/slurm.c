@@ -20,6 +20,7 @@
 #include "backend/slurm/exec.h"
 #include "backend/slurm/map.h"
 #include "backend/slurm/poll.h"
+#include "backend/slurm/slurm_int.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -36,20 +37,6 @@ static const char keeper_script[] =
     "# run as job steps (srun --jobid=$SLURM_JOB_ID --overlap).  Written by hpcri.\n"
     "exec sleep infinity\n";
 
-typedef struct slurm_be {
-    hp_backend base;
-    char *shared_dir, *pods_dir, *script_path;
-    char *sbatch, *scancel;
-    char *prefix, *user;
-    char *partition, *account, *qos, *time_limit, *mpi; /* handler defaults, NULL = unset */
-    hp_slurm_poller *poller;
-} slurm_be;
-
-static slurm_be *sbe(hp_backend *be)
-{
-    return (slurm_be *)be;
-}
-
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -62,7 +49,7 @@ struct hp_slurm_poller *hp_slurm_backend_poller(hp_backend *be)
 
 /* ---------- helpers ---------- */
 
-static int pod_dir_of(slurm_be *b, const char *pod_id, char *buf, size_t cap, hp_err *err)
+int hp_slurm_pod_dir(slurm_be *b, const char *pod_id, char *buf, size_t cap, hp_err *err)
 {
     for (const char *p = pod_id; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
@@ -188,7 +175,7 @@ static int sandbox_run(hp_backend *be, hp_be_pod *pod, hp_err *err)
 {
     slurm_be *b = sbe(be);
     char pod_dir[4096];
-    if (pod_dir_of(b, pod->id, pod_dir, sizeof pod_dir, err) < 0)
+    if (hp_slurm_pod_dir(b, pod->id, pod_dir, sizeof pod_dir, err) < 0)
         return -1;
     if (!pod->config)
         return hp_err_set(err, HP_INVALID_ARGUMENT, "pod %s has no config", pod->id);
@@ -237,11 +224,17 @@ static int sandbox_run(hp_backend *be, hp_be_pod *pod, hp_err *err)
     hp_slurm_out_free(&o);
     hp_slurm_poller_track(b->poller, job_id, rq.job_name);
 
-    json_t *st = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "job_id", job_id, "job_name",
-                           rq.job_name, "submit_time", (json_int_t)submit, "pod_dir", pod_dir,
-                           "mpi", rq.mpi, "cpus", (json_int_t)rq.cpus, "mem_mb",
-                           (json_int_t)rq.mem_mb, "ntasks", (json_int_t)rq.ntasks);
+    json_t *st = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I}", "job_id", job_id,
+                           "job_name", rq.job_name, "submit_time", (json_int_t)submit, "pod_dir",
+                           pod_dir, "mpi", rq.mpi, "cpus", (json_int_t)rq.cpus, "mem_mb",
+                           (json_int_t)rq.mem_mb, "ntasks", (json_int_t)rq.ntasks, "gpus",
+                           (json_int_t)rq.gpus);
     char *s = st ? json_dumps(st, JSON_COMPACT) : NULL;
+    /* the same facts for the container ops, which see the pod's id only */
+    char pj[4200];
+    snprintf(pj, sizeof pj, "%s/pod.json", pod_dir);
+    if (st && json_dump_file(st, pj, JSON_COMPACT) < 0)
+        hp_warn("pod %s: cannot write %s", pod->id, pj);
     json_decref(st);
     if (!s) {
         run_scancel(b, job_id, NULL, NULL, &(hp_err)HP_ERR_INIT);
@@ -274,7 +267,10 @@ static int sandbox_status(hp_backend *be, hp_be_pod *pod, bool *ready, char **in
         snprintf(j.reason, sizeof j.reason, "%s",
                  r == 1 ? "Submitted (not yet seen by squeue)" : "Unknown (no poll yet)");
     }
-    *ready = strcmp(j.state, "RUNNING") == 0;
+    /* READY while queued too: a NOTREADY sandbox makes the kubelet kill and
+     * re-create the pod (podSandboxChanged), docs/slurm.md "Queued pods". */
+    *ready = !hp_slurm_state_final(j.state) && strcmp(j.state, "COMPLETING") != 0 &&
+             strcmp(j.state, "UNKNOWN") != 0;
     if (!info)
         return 0;
     json_t *o =
@@ -325,75 +321,12 @@ static int sandbox_remove(hp_backend *be, hp_be_pod *pod, hp_err *err)
         hp_slurm_poller_untrack(b->poller, job_id);
     }
     char pod_dir[4096];
-    if (pod_dir_of(b, pod->id, pod_dir, sizeof pod_dir, err) < 0)
+    if (hp_slurm_pod_dir(b, pod->id, pod_dir, sizeof pod_dir, err) < 0)
         return -1;
     nftw(pod_dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     return 0;
 }
 
-/* ---------- containers: not yet ---------- */
-
-#define NOT_YET(op)                                                                                \
-    hp_err_set(err, HP_UNIMPLEMENTED,                                                              \
-               "the slurm backend cannot " op " yet (pods are Slurm jobs; containers as job "      \
-               "steps are not implemented)")
-
-static int container_create(hp_backend *be, hp_be_container *c, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    return NOT_YET("create containers");
-}
-static int container_start(hp_backend *be, hp_be_container *c, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    return NOT_YET("start containers");
-}
-static int container_stop(hp_backend *be, hp_be_container *c, int64_t t, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    (void)t;
-    return NOT_YET("stop containers");
-}
-static int container_remove(hp_backend *be, hp_be_container *c, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    return NOT_YET("remove containers");
-}
-static int container_status(hp_backend *be, hp_be_container *c, hp_be_status *st, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    (void)st;
-    return NOT_YET("report container status");
-}
-static int container_stats(hp_backend *be, hp_be_container *c, hp_be_stats *out, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    (void)out;
-    return NOT_YET("report container stats");
-}
-static int exec_sync(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
-                     int64_t timeout_s, hp_be_exec_result *res, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    (void)argv;
-    (void)argc;
-    (void)timeout_s;
-    (void)res;
-    return NOT_YET("exec in containers");
-}
-static int reopen_log(hp_backend *be, hp_be_container *c, hp_err *err)
-{
-    (void)be;
-    (void)c;
-    return NOT_YET("reopen container logs");
-}
 static int update_resources(hp_backend *be, hp_be_container *c,
                             const Runtime__V1__LinuxContainerResources *res, hp_err *err)
 {
@@ -409,7 +342,12 @@ static void destroy(hp_backend *be)
     slurm_be *b = sbe(be);
     if (!b)
         return;
+    hp_slurm_ctrs_fini(b); /* before the poller: the launcher waits on it */
     hp_slurm_poller_free(b->poller);
+    free(b->srun);
+    free(b->squeue);
+    free(b->scontrol);
+    free(b->runtime);
     free(b->base.handler);
     free(b->shared_dir);
     free(b->pods_dir);
@@ -432,14 +370,14 @@ static const hp_backend_ops slurm_ops = {
     .sandbox_stop = sandbox_stop,
     .sandbox_remove = sandbox_remove,
     .sandbox_status = sandbox_status,
-    .container_create = container_create,
-    .container_start = container_start,
-    .container_stop = container_stop,
-    .container_remove = container_remove,
-    .container_status = container_status,
-    .container_stats = container_stats,
-    .exec_sync = exec_sync,
-    .reopen_log = reopen_log,
+    .container_create = hp_slurm_ctr_create,
+    .container_start = hp_slurm_ctr_start,
+    .container_stop = hp_slurm_ctr_stop,
+    .container_remove = hp_slurm_ctr_remove,
+    .container_status = hp_slurm_ctr_status,
+    .container_stats = hp_slurm_ctr_stats,
+    .exec_sync = hp_slurm_ctr_exec_sync,
+    .reopen_log = hp_slurm_ctr_reopen_log,
     .update_resources = update_resources,
     .destroy = destroy,
 };
@@ -500,7 +438,7 @@ hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_en
                    "runtime handler \"%s\": shared_dir %s must not contain '%%'", h->name, shared);
         return NULL;
     }
-    static const char *const progs[] = {"sbatch", "squeue", "scancel", NULL};
+    static const char *const progs[] = {"sbatch", "squeue", "scancel", "srun", "scontrol", NULL};
     for (size_t i = 0; progs[i]; i++) {
         _cleanup_free_ char *p = join(bin, progs[i]);
         if (!p || access(p, X_OK) < 0) {
@@ -529,6 +467,17 @@ hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_en
     b->script_path = join(shared, KEEPER_NAME);
     b->sbatch = join(bin, "sbatch");
     b->scancel = join(bin, "scancel");
+    b->srun = join(bin, "srun");
+    b->squeue = join(bin, "squeue");
+    b->scontrol = join(bin, "scontrol");
+    const char *rt = hp_handler_opt(h, "runtime_path");
+    b->runtime = strdup(rt ? rt : "/usr/bin/crun");
+    if (b->runtime) {
+        const char *base = strrchr(b->runtime, '/');
+        b->runtime_crun = strcmp(base ? base + 1 : b->runtime, "crun") == 0;
+    }
+    b->uid = env->uid;
+    b->gid = getgid();
     const char *prefix = hp_handler_opt(h, "job_name_prefix");
     b->prefix = strdup(prefix ? prefix : "hpcri-");
     b->partition = dup_or_null(hp_handler_opt(h, "partition"));
@@ -543,7 +492,8 @@ hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_en
     else if (asprintf(&b->user, "%u", (unsigned)env->uid) < 0)
         b->user = NULL;
     if (!b->base.handler || !b->shared_dir || !b->pods_dir || !b->script_path || !b->sbatch ||
-        !b->scancel || !b->prefix || !b->user) {
+        !b->scancel || !b->prefix || !b->user || !b->srun || !b->squeue || !b->scontrol ||
+        !b->runtime) {
         destroy(&b->base);
         hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
         return NULL;
@@ -560,7 +510,7 @@ hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_en
     hp_slurm_poller_cfg pc = {
         .bin_dir = bin, .user = b->user, .prefix = b->prefix, .interval_ms = (int)interval};
     b->poller = hp_slurm_poller_new(&pc, err);
-    if (!b->poller || hp_slurm_poller_start(b->poller, err) < 0) {
+    if (!b->poller || hp_slurm_poller_start(b->poller, err) < 0 || hp_slurm_ctrs_init(b, err) < 0) {
         destroy(&b->base);
         return NULL;
     }
