@@ -3,6 +3,7 @@
 #include "backend/backend.h"
 
 #include "backend/oci/oci.h"
+#include "backend/remote/remote.h"
 #include "backend/slurm/slurm.h"
 #include "config/config.h"
 
@@ -15,6 +16,8 @@ hp_backend *hp_backend_new(const struct hp_handler_config *h, const hp_backend_e
         return hp_oci_backend_new(h, env, err);
     case HP_BACKEND_SLURM:
         return hp_slurm_backend_new(h, env, err);
+    case HP_BACKEND_REMOTE:
+        return hp_remote_backend_new(h, env, err);
     default:
         hp_err_set(err, HP_UNIMPLEMENTED,
                    "runtime handler \"%s\" uses the %s backend, which this hpcri cannot run "
