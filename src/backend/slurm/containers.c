@@ -223,6 +223,20 @@ int hp_slurm_ctr_create(hp_backend *be, hp_be_container *c, hp_err *err)
     hp_oci_image_config_clear(&ic);
     if (!spec)
         goto fail;
+    /* The container lives in the step's cgroup, which Slurm owns: no cgroup
+     * mount or namespace (crun also refuses cgroup mounts on hybrid hosts). */
+    json_t *mounts = json_object_get(spec, "mounts");
+    for (size_t i = json_array_size(mounts); i-- > 0;) {
+        const char *dst = json_string_value(json_object_get(json_array_get(mounts, i), "destination"));
+        if (dst && strcmp(dst, "/sys/fs/cgroup") == 0)
+            json_array_remove(mounts, i);
+    }
+    json_t *nss = json_object_get(json_object_get(spec, "linux"), "namespaces");
+    for (size_t i = json_array_size(nss); i-- > 0;) {
+        const char *t = json_string_value(json_object_get(json_array_get(nss, i), "type"));
+        if (t && strcmp(t, "cgroup") == 0)
+            json_array_remove(nss, i);
+    }
     /* the job's identity inside the container, as for any Slurm task */
     json_t *penv = json_object_get(json_object_get(spec, "process"), "env");
     if (json_is_array(penv)) {
@@ -669,6 +683,36 @@ static int signal_step(slurm_be *b, const char *step, int sig, hp_err *err)
     return rc;
 }
 
+/* `<runtime> kill <id> <sig>` through an overlap step of the job: the
+ * runtime signals the container's init (a step signal would only reach
+ * runc, whose container lives in its own cgroup below the step's). */
+static int runtime_kill(slurm_be *b, const char *job, const char *id, int sig, hp_err *err)
+{
+    hp_slurm_argv a = {0};
+    int ok = hp_slurm_argv_add(&a, "srun") | hp_slurm_argv_add(&a, "--jobid=%s", job) |
+             hp_slurm_argv_add(&a, "--overlap") | hp_slurm_argv_add(&a, "--ntasks=1") |
+             hp_slurm_argv_add(&a, "--nodes=1") | hp_slurm_argv_add(&a, "--quiet") |
+             hp_slurm_argv_add(&a, "--job-name=kill-%s", id) |
+             hp_slurm_argv_add(&a, "%s", b->runtime);
+    if (b->runtime_crun)
+        ok |= hp_slurm_argv_add(&a, "--cgroup-manager=disabled");
+    ok |= hp_slurm_argv_add(&a, "kill") | hp_slurm_argv_add(&a, "%s", id) |
+          hp_slurm_argv_add(&a, "%d", sig);
+    if (ok != 0) {
+        hp_slurm_argv_free(&a);
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    hp_slurm_out o;
+    int rc = hp_slurm_exec(b->srun, a.v, CMD_TIMEOUT_MS, &o, err);
+    hp_slurm_argv_free(&a);
+    if (rc < 0)
+        return -1;
+    if (o.status != 0)
+        hp_debug("container %s: %s kill %d: %s", id, b->runtime, sig, o.errout);
+    hp_slurm_out_free(&o);
+    return 0;
+}
+
 static bool wait_exit(const char *dir, int64_t timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;
@@ -711,25 +755,25 @@ int hp_slurm_ctr_stop(hp_backend *be, hp_be_container *c, int64_t timeout_s, hp_
     int sig = l ? (int)json_integer_value(json_object_get(l, "stop_signal")) : SIGTERM;
     if (sig <= 0)
         sig = SIGTERM;
-    char step[48] = "";
     hp_err e2 = HP_ERR_INIT;
-    for (int i = 0; i < 20 && find_step(b, job, c->id, step, sizeof step, &e2) < 0; i++) {
-        if (file_exists(dir, "exit"))
-            return 0;
-        usleep(100000); /* a step that srun is still creating */
+    if (timeout_s > 0) {
+        if (runtime_kill(b, job, c->id, sig, &e2) < 0)
+            hp_warn("container %s: %s", c->id, e2.msg);
+        if (wait_exit(dir, timeout_s * 1000))
+            goto done;
     }
-    if (!step[0]) {
-        hp_warn("container %s: %s; signalling srun (pid %d)", c->id, e2.msg, (int)srun);
-        kill(srun, SIGTERM);
-    } else if (timeout_s > 0 && signal_step(b, step, sig, err) < 0) {
-        return -1;
-    }
-    if (timeout_s > 0 && wait_exit(dir, timeout_s * 1000))
+    hp_err_clear(&e2);
+    if (runtime_kill(b, job, c->id, SIGKILL, &e2) < 0)
+        hp_warn("container %s: %s", c->id, e2.msg);
+    if (wait_exit(dir, KILL_WAIT_MS))
         goto done;
-    if (step[0] && signal_step(b, step, SIGKILL, err) < 0)
-        return -1;
+    /* the runtime could not do it (job ending, node trouble): the step */
+    char step[48] = "";
+    hp_err_clear(&e2);
+    if (find_step(b, job, c->id, step, sizeof step, &e2) == 0)
+        signal_step(b, step, SIGKILL, &e2);
     if (!wait_exit(dir, KILL_WAIT_MS)) {
-        hp_warn("container %s: step %s not gone %d ms after SIGKILL; killing srun", c->id, step,
+        hp_warn("container %s: step not gone %d ms after SIGKILL; killing srun", c->id,
                 KILL_WAIT_MS);
         kill(srun, SIGKILL);
         if (!wait_exit(dir, 2000))

@@ -1,0 +1,304 @@
+"""The slurm backend end to end over the CRI socket: one real single-node
+Slurm cluster for the module (tests/tools/slurm.sh), a real registry and
+pull, the real daemon.  Pods are Slurm jobs, containers are job steps run by
+crun inside the allocation (docs/slurm.md)."""
+import os
+import pathlib
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import grpc
+import pytest
+
+from conftest import Cri, api_pb2, REPO
+
+TOOLS = os.path.join(REPO, "tests", "tools")
+pytestmark = pytest.mark.skipif(
+    os.getuid() != 0 or not os.path.exists("/usr/sbin/slurmctld") or
+    not os.path.exists("/usr/sbin/runc"), reason="needs root, slurm-wlm and crun")
+
+
+def _free_port_pair():
+    for _ in range(50):
+        p = 17000 + random.randrange(2000) * 2
+        ok = True
+        for q in (p, p + 1):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", q))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return p
+    raise RuntimeError("no free port pair")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # munged runs as user munge: the cluster dir must be reachable (pytest's
+    # tmp dirs are 0700)
+    d = pathlib.Path(tempfile.mkdtemp(prefix="hpcri-slurm-cri."))
+    os.chmod(d, 0o755)
+    port = _free_port_pair()
+    env = dict(os.environ, HPCRI_SLURM_PORT=str(port), HPCRI_SLURM_OWNER_PID=str(os.getpid()))
+    subprocess.run([os.path.join(TOOLS, "slurm.sh"), "start", str(d)], check=True, env=env)
+    conf = str(d / "slurm.conf")
+    try:
+        yield {"dir": str(d), "env": dict(os.environ, SLURM_CONF=conf), "conf": conf}
+    finally:
+        subprocess.run([os.path.join(TOOLS, "slurm.sh"), "stop", str(d)], env=env)
+        if not os.environ.get("HPCRI_KEEP_SLURM"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    d = tmp_path_factory.mktemp("registry")
+    port = 20000 + random.randrange(5000)
+    subprocess.run([os.path.join(TOOLS, "registry.sh"), "start", str(d), str(port)], check=True,
+                   env=dict(os.environ, REGISTRY_WATCH_PID=str(os.getpid())))
+    try:
+        subprocess.run(["/usr/bin/python3", os.path.join(TOOLS, "push_image.py"), "--registry",
+                        "127.0.0.1:%d" % port, "--out", str(d / "images.json"), "--only",
+                        "busybox"], check=True)
+        yield "127.0.0.1:%d" % port
+    finally:
+        subprocess.run([os.path.join(TOOLS, "registry.sh"), "stop", str(d)])
+
+
+@pytest.fixture
+def env(cluster, registry, daemon_factory, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    conf = tmp_path / "hpcri.conf"
+    conf.write_text('[registry "%s"]\ninsecure = true\n\n[runtime]\ntype = oci\n'
+                    'runtime_path = runc\n\n[runtime "slurm"]\ntype = slurm\nshared_dir = %s\n'
+                    'partition = debug\nruntime_path = runc\npoll_interval_ms = 300\n'
+                    % (registry, shared))
+    d = daemon_factory(config=str(conf), sub="d", env={"SLURM_CONF": cluster["conf"]})
+    c = Cri(d.socket)
+    image = registry + "/test/busybox:latest"
+    c.PullImage(image=api_pb2.ImageSpec(image=image), timeout=120)
+    e = {"d": d, "c": c, "image": image, "logs": str(tmp_path / "logs"), "cl": cluster,
+         "shared": str(shared)}
+    yield e
+    c = e["c"]
+    for p in c.ListPodSandbox().items:
+        c.RemovePodSandbox(pod_sandbox_id=p.id, timeout=60)
+    c.close()
+
+
+def slurm(cl, *args):
+    return subprocess.run(list(args), env=cl["env"], capture_output=True, text=True, timeout=30)
+
+
+def pod_config(env, name, ann=None):
+    return api_pb2.PodSandboxConfig(
+        metadata=api_pb2.PodSandboxMetadata(name=name, namespace="test", uid="uid-" + name),
+        hostname=name, log_directory=os.path.join(env["logs"], name),
+        annotations=ann or {"slurm.hpcri.io/cpus": "1", "slurm.hpcri.io/memory": "64Mi"})
+
+
+def ctr_config(env, name, command, **kw):
+    return api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name=name),
+        image=api_pb2.ImageSpec(image=env["image"]), command=command,
+        log_path=name + ".log", **kw)
+
+
+def run_pod(env, name, ann=None):
+    pc = pod_config(env, name, ann)
+    pod = env["c"].RunPodSandbox(config=pc, runtime_handler="slurm", timeout=60).pod_sandbox_id
+    return pod, pc
+
+
+def add_ctr(env, pod, pc, name, command, start=True, **kw):
+    c = env["c"]
+    cid = c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, name, command, **kw),
+                            sandbox_config=pc, timeout=60).container_id
+    if start:
+        c.StartContainer(container_id=cid, timeout=60)
+    return cid
+
+
+def job_of(env, pod_name):
+    out = slurm(env["cl"], "squeue", "-h", "-o", "%i|%j|%T|%r").stdout
+    for line in out.splitlines():
+        jid, name, state, reason = line.split("|")
+        if name.startswith("hpcri-"):
+            yield jid, name, state, reason
+
+
+def show_job(env, jid):
+    out = slurm(env["cl"], "scontrol", "-o", "show", "job", jid).stdout
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def read_log(env, pod_name, name):
+    try:
+        with open(os.path.join(env["logs"], pod_name, name + ".log")) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def wait_exited(c, cid, timeout=30):
+    def ex():
+        st = c.ContainerStatus(container_id=cid).status
+        return st if st.state == api_pb2.CONTAINER_EXITED else None
+    return wait_for(ex, timeout, "container %s to exit" % cid)
+
+
+def test_pod_container_logs_exec_gpu_stop(env):
+    c = env["c"]
+    pod, pc = run_pod(env, "main", {"slurm.hpcri.io/cpus": "1", "slurm.hpcri.io/memory": "100Mi",
+                                    "slurm.hpcri.io/gpus": "1"})
+    jobs = [j for j in job_of(env, "main")]
+    assert len(jobs) == 1
+    jid = jobs[0][0]
+    info = show_job(env, jid)
+    assert info["NumCPUs"] == "1" and "gpu:1" in info.get("TresPerNode", "")
+    assert info["MinMemoryNode"] == "100M"
+    wait_for(lambda: show_job(env, jid)["JobState"] == "RUNNING", 20, "job running")
+    # a container whose output is followed while it runs
+    cid = add_ctr(env, pod, pc, "main", ["sh", "-c", "trap 'echo got TERM; exit 7' TERM; "
+                                         "echo first line; echo to-stderr >&2; "
+                                         "while :; do sleep 0.2; done"])
+    t0 = time.monotonic()
+    log = wait_for(lambda: "first line" in read_log(env, "main", "main") and
+                   read_log(env, "main", "main"), 15, "first log line")
+    print("start->first log line %.2fs" % (time.monotonic() - t0))
+    lines = log.splitlines()
+    assert any(l.endswith(" stdout F first line") for l in lines), log
+    assert any(l.endswith(" stderr F to-stderr") for l in lines), log
+    st = c.ContainerStatus(container_id=cid).status
+    assert st.state == api_pb2.CONTAINER_RUNNING
+    # the step is a real step of the job
+    steps = slurm(env["cl"], "squeue", "-h", "-s", "-j", jid, "-o", "%i|%j").stdout
+    assert "|" + cid in steps, steps
+    # ExecSync inside the running container; GPU env as Slurm computed it
+    r = c.ExecSync(container_id=cid, cmd=["sh", "-c", "echo $CUDA_VISIBLE_DEVICES; "
+                                          "cat /etc/os-release 2>/dev/null | head -1; "
+                                          "echo $SLURM_JOB_ID; exit 3"], timeout=20)
+    out = r.stdout.decode().splitlines()
+    assert r.exit_code == 3, r
+    assert out[0] == "0", out
+    assert out[-1] == jid
+    assert r.stderr == b"", r.stderr
+    # stop with grace: the trap runs, exit 7 comes back
+    t0 = time.monotonic()
+    c.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10), timeout=60)
+    dt = time.monotonic() - t0
+    st = wait_exited(c, cid)
+    assert st.exit_code == 7 and st.reason == "Error", st
+    assert "got TERM" in read_log(env, "main", "main")
+    assert dt < 8, dt
+    # a container that exits on its own with a code
+    cid2 = add_ctr(env, pod, pc, "quick", ["sh", "-c", "echo bye; exit 4"])
+    st = wait_exited(c, cid2)
+    assert st.exit_code == 4 and st.reason == "Error" and st.started_at > 0
+    cid3 = add_ctr(env, pod, pc, "ok", ["sh", "-c", "exit 0"])
+    st = wait_exited(c, cid3)
+    assert st.exit_code == 0 and st.reason == "Completed"
+    # stop that has to kill (TERM ignored by pid 1)
+    cid4 = add_ctr(env, pod, pc, "stubborn", ["sleep", "1000"])
+    wait_for(lambda: os.path.exists(os.path.join(env["shared"], "pods", pod, cid4, "monitor")),
+             10, "monitor")
+    t0 = time.monotonic()
+    c.StopContainer(api_pb2.StopContainerRequest(container_id=cid4, timeout=1), timeout=60)
+    st = wait_exited(c, cid4)
+    assert st.exit_code == 137, st
+    print("stop with 1 s grace of a TERM-ignoring container: %.2fs" % (time.monotonic() - t0))
+    c.StopPodSandbox(pod_sandbox_id=pod, timeout=60)
+    wait_for(lambda: show_job(env, jid).get("JobState") in ("CANCELLED", "COMPLETED"), 20,
+             "job ended")
+
+
+def test_queued_pod_stays_ready_then_runs(env):
+    c = env["c"]
+    # fill the node: both CPUs
+    big, bpc = run_pod(env, "big", {"slurm.hpcri.io/cpus": "2", "slurm.hpcri.io/memory": "64Mi"})
+    bjid = [j for j in job_of(env, "big")][0][0]
+    wait_for(lambda: show_job(env, bjid)["JobState"] == "RUNNING", 20, "big job running")
+    pod, pc = run_pod(env, "queued")
+    jid = [j for j in job_of(env, "queued") if j[0] != bjid][0][0]
+    wait_for(lambda: show_job(env, jid).get("Reason") == "Resources", 20, "pending reason")
+    for _ in range(5):
+        t0 = time.monotonic()
+        ps = c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True).status
+        assert time.monotonic() - t0 < 1.0
+        assert ps.state == api_pb2.SANDBOX_READY
+    cid = add_ctr(env, pod, pc, "waiter", ["sh", "-c", "echo started; sleep 30"])
+    t0 = time.monotonic()
+    st = c.ContainerStatus(container_id=cid).status
+    assert time.monotonic() - t0 < 1.0
+    assert st.state == api_pb2.CONTAINER_RUNNING  # see docs: CREATED would be re-created
+    with pytest.raises(grpc.RpcError) as ei:
+        c.ExecSync(container_id=cid, cmd=["true"], timeout=5)
+    assert "waiting for its Slurm allocation" in ei.value.details()
+    assert read_log(env, "queued", "waiter") == ""
+    # free the node: the step is launched by the backend when the job runs
+    c.StopPodSandbox(pod_sandbox_id=big, timeout=60)
+    t0 = time.monotonic()
+    wait_for(lambda: "started" in read_log(env, "queued", "waiter"), 30, "queued step")
+    print("queued container started %.2fs after the blocker was stopped"
+          % (time.monotonic() - t0))
+    # job cancelled under the running container -> reason Cancelled
+    slurm(env["cl"], "scancel", jid)
+    st = wait_exited(c, cid, timeout=30)
+    assert st.reason == "Cancelled" and st.exit_code != 0, st
+    assert jid in st.message
+
+
+def test_rejected_submission(env):
+    c = env["c"]
+    with pytest.raises(grpc.RpcError) as ei:
+        run_pod(env, "huge", {"slurm.hpcri.io/memory": "100Ti"})
+    assert "Slurm rejected the pod's job" in ei.value.details()
+    assert "Memory specification can not be satisfied" in ei.value.details() or \
+        "Requested node configuration is not available" in ei.value.details()
+
+
+def test_recovery_after_kill9(env):
+    c, d = env["c"], env["d"]
+    pod, pc = run_pod(env, "rec")
+    jid = [j for j in job_of(env, "rec")][0][0]
+    wait_for(lambda: show_job(env, jid)["JobState"] == "RUNNING", 20, "job running")
+    long_cid = add_ctr(env, pod, pc, "long", ["sh", "-c", "i=0; while :; do echo tick $i; "
+                                              "i=$((i+1)); sleep 0.3; done"])
+    short = add_ctr(env, pod, pc, "short", ["sh", "-c", "sleep 1; exit 5"])
+    wait_for(lambda: "tick 1" in read_log(env, "rec", "long"), 10, "ticks")
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    n_before = read_log(env, "rec", "long").count("tick")
+    time.sleep(2)  # `short` exits while hpcri is down; `long` keeps logging
+    assert read_log(env, "rec", "long").count("tick") > n_before
+    d.proc = None
+    d.start()
+    c2 = Cri(d.socket)
+    env["c"] = c2
+    st = wait_exited(c2, short, timeout=10)
+    assert st.exit_code == 5 and st.reason == "Error"
+    st = c2.ContainerStatus(container_id=long_cid).status
+    assert st.state == api_pb2.CONTAINER_RUNNING
+    r = c2.ExecSync(container_id=long_cid, cmd=["echo", "alive"], timeout=20)
+    assert r.stdout == b"alive\n" and r.exit_code == 0
+    c2.StopContainer(api_pb2.StopContainerRequest(container_id=long_cid, timeout=2), timeout=60)
+    assert wait_exited(c2, long_cid).state == api_pb2.CONTAINER_EXITED
