@@ -6,6 +6,7 @@ upstream pull what a container needs."""
 import json
 import os
 import random
+import shutil
 import subprocess
 import threading
 import time
@@ -293,3 +294,48 @@ def test_concurrent_calls(env):
     print("fast calls: %.2fs; slow call ended %.2fs after they started"
           % (fast_end - t0, done["slow"] - t0))
     assert fast_end < done["slow"], "the fast calls waited for the slow one"
+
+
+@pytest.mark.valgrind
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_front_under_valgrind(registry, daemon_factory, tmp_path):
+    """The front (the daemon running the remote backend) under valgrind:
+    a forwarded lifecycle, an upstream error and an unreachable endpoint,
+    then no error and no leak."""
+    up_conf = tmp_path / "up.conf"
+    up_conf.write_text('[registry "%s"]\ninsecure = true\n' % registry["host"])
+    up = daemon_factory(config=str(up_conf), sub="up")
+    conf = _front_conf(tmp_path, registry, "unix://" + up.socket,
+                       '\n[runtime "down"]\ntype = remote\nendpoint = unix://%s/none.sock\n'
+                       % tmp_path)
+    vlog = str(tmp_path / "valgrind.log")
+    front = daemon_factory(config=conf, sub="front", start=False, wrapper=[
+        "valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
+        "--error-exitcode=99", "--log-file=" + vlog])
+    front.start(timeout=120)
+    e = {"f": Cri(front.socket), "u": Cri(up.socket), "logs": str(tmp_path / "logs"),
+         "image": registry["host"] + "/test/busybox:latest"}
+    f = e["f"]
+    pod, cid = run(e, "vg", "main", ["sleep", "600"])
+    assert f.ExecSync(container_id=cid, cmd=["echo", "x"], timeout=30).stdout == b"x\n"
+    assert f.ContainerStats(container_id=cid, timeout=30).stats.attributes.id == cid
+    assert f.ListContainers(timeout=30).containers[0].state == api_pb2.CONTAINER_RUNNING
+    with pytest.raises(grpc.RpcError):
+        f.CreateContainer(pod_sandbox_id=pod, config=ctr_config(e, "bad", ["true"],
+                          image=e["image"].replace("busybox", "nosuch")),
+                          sandbox_config=pod_config(e, "vg"), timeout=60)
+    with pytest.raises(grpc.RpcError) as err:
+        f.RunPodSandbox(config=pod_config(e, "down"), runtime_handler="down", timeout=30)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    f.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0), timeout=60)
+    f.RemovePodSandbox(pod_sandbox_id=pod, timeout=60)
+    assert len(e["u"].ListPodSandbox().items) == 0
+    f.close()
+    e["u"].close()
+    rc = front.stop(timeout=120)
+    report = open(vlog).read()
+    assert rc == 0, report[-4000:]
+    assert "ERROR SUMMARY: 0 errors" in report, report[-4000:]
+    assert "definitely lost: 0 bytes" in report or "no leaks are possible" in report, \
+        report[-4000:]

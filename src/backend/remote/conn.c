@@ -15,7 +15,7 @@ struct hp_remote_conn {
     char *uri;  /* owned, as configured */
     char *path; /* owned, socket path */
     pthread_mutex_t lock;
-    hp_client *idle[HP_REMOTE_POOL_IDLE]; /* owned, guarded by lock */
+    hp_client *idle[HP_REMOTE_POOL_IDLE + 1]; /* owned, guarded by lock */
     size_t n_idle;
     _Atomic uint64_t connects, calls;
 };
@@ -101,9 +101,10 @@ static hp_client *get(hp_remote_conn *c, bool *pooled, hp_err *err)
 /* Give a connection back (kept when alive and the pool has room). */
 static void put(hp_remote_conn *c, hp_client *cl)
 {
+    const size_t max = HP_REMOTE_POOL_IDLE;
     if (!hp_client_dead(cl)) {
         pthread_mutex_lock(&c->lock);
-        if (c->n_idle < HP_REMOTE_POOL_IDLE) {
+        if (c->n_idle < max) {
             c->idle[c->n_idle++] = cl;
             cl = NULL;
         }

@@ -19,7 +19,10 @@
 
 #include "util/err.h"
 
+/* Idle connections kept per endpoint (0 = a new connection for every call). */
+#ifndef HP_REMOTE_POOL_IDLE
 #define HP_REMOTE_POOL_IDLE 8
+#endif
 
 typedef struct hp_remote_conn hp_remote_conn;
 
