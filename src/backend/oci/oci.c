@@ -26,6 +26,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ typedef struct oci_be {
     hp_backend base;
     char *runtime;      /* absolute path */
     char *conmon;       /* absolute path */
+    char *unshare, *rm; /* absolute paths (rootless removal), NULL = not found */
     char *runtime_root; /* NULL = runtime default */
     char *root;         /* <root>/oci */
     char *run;          /* <run_dir>/oci */
@@ -50,6 +52,7 @@ typedef struct oci_be {
     char *pause_path;
     char *default_seccomp;
     bool rootless, cgroups, host_network;
+    bool userns_overlay; /* the kernel mounts overlayfs in a user namespace (>= 5.11) */
     uid_t uid;
     gid_t gid;
     uint32_t subuid_start, subuid_len, subgid_start, subgid_len;
@@ -426,6 +429,46 @@ static void unmount_quiet(const char *path)
         hp_warn("umount %s: %s", path, strerror(errno));
 }
 
+/* Rootless: files a container wrote into its overlay upper dir as a
+ * subordinate id (uid 1000 inside = subuid_start + 999 outside) cannot be
+ * removed by the daemon's user.  Remove the tree from a user namespace with
+ * the same mapping as the containers', where the user is root:
+ * `unshare --user --map-root-user --map-users=S,1,N --map-groups=G,1,N
+ *  rm -rf --one-file-system -- PATH` (util-linux >= 2.38; newuidmap).
+ * Called after a plain removal failed (err holds that error); returns 0, or
+ * -1 with err kept/filled. */
+static int rm_rf_userns(oci_be *be, const char *path, hp_err *err)
+{
+    if (!be->rootless || !be->unshare || !be->rm || !be->subuid_len || !be->subgid_len)
+        return -1;
+    char mu[64], mg[64];
+    snprintf(mu, sizeof(mu), "--map-users=%u,1,%u", be->subuid_start, be->subuid_len);
+    snprintf(mg, sizeof(mg), "--map-groups=%u,1,%u", be->subgid_start, be->subgid_len);
+    const char *argv[] = {be->unshare, "--user", "--map-root-user",   mu,   mg,
+                          be->rm,      "-rf",    "--one-file-system", "--", path,
+                          NULL};
+    hp_proc_opts po = HP_PROC_OPTS_INIT;
+    po.timeout_ms = RUNTIME_TIMEOUT_MS;
+    hp_proc_result r;
+    hp_err e2 = HP_ERR_INIT;
+    if (hp_proc_run((char *const *)argv, &po, &r, &e2) < 0) {
+        hp_err_wrap(err, "%s", e2.msg);
+        return -1;
+    }
+    int rc = 0;
+    if (r.timed_out || r.status != 0) {
+        char msg[600];
+        hp_proc_err_summary(r.err, msg, sizeof(msg));
+        rc = hp_err_set(err, HP_INTERNAL, "remove %s in a user namespace: %s", path,
+                        r.timed_out ? "timed out" : msg);
+    } else {
+        hp_debug("removed %s in a user namespace (files of subordinate ids)", path);
+        hp_err_clear(err);
+    }
+    hp_proc_result_clear(&r);
+    return rc;
+}
+
 /* runc delete, unmount, remove the bundle and conmon's files. */
 static int remove_rid(oci_be *be, const char *rid, const char *bundle, hp_err *err)
 {
@@ -437,9 +480,9 @@ static int remove_rid(oci_be *be, const char *rid, const char *bundle, hp_err *e
         hp_warn("%s delete %s: %s", be->runtime, rid, r.err);
     hp_proc_result_clear(&r);
     _cleanup_free_ char *rootfs = pathf("%s/rootfs", bundle);
-    if (rootfs)
+    if (rootfs && !be->rootless)
         unmount_quiet(rootfs);
-    if (rm_rf(bundle, err) < 0)
+    if (rm_rf(bundle, err) < 0 && rm_rf_userns(be, bundle, err) < 0)
         return -1;
     _cleanup_free_ char *ef = pathf("%s/%s", be->exits, rid);
     _cleanup_free_ char *sf = pathf("%s/%s", be->socks, rid);
@@ -690,8 +733,9 @@ static int oci_sandbox_remove(hp_backend *b, hp_be_pod *pod, hp_err *err)
         return -1;
     if (remove_rid(be, rid, bundle, err) < 0)
         return -1;
-    unmount_quiet(shm);
-    if (rm_rf(dir, err) < 0)
+    if (!be->rootless)
+        unmount_quiet(shm);
+    if (rm_rf(dir, err) < 0 && rm_rf_userns(be, dir, err) < 0)
         return -1;
     _cleanup_free_ char *cgp = cgroup_parent(be, pod->config, pod->id);
     if (cgp && strncmp(cgp, "/hpcri/", 7) == 0)
@@ -757,10 +801,20 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
     _cleanup_free_ char *cgpath = cgp ? pathf("%s/%s", cgp, c->id) : NULL;
     _cleanup_free_ char *deflog = pathf("%s/container.log", dir);
     const char *log_path = c->log_path && *c->log_path ? c->log_path : deflog;
-    bool overlay = !be->rootless;
+    /* root: an overlay on the image (mounted here, or by the runtime inside
+     * the user namespace when rootless); without userns overlay support the
+     * image itself, read-only, with tmpfs scratch dirs */
+    bool overlay = !be->rootless || be->userns_overlay;
+    _cleanup_free_ char *ovl =
+        pathf("lowerdir=%s,upperdir=%s,workdir=%s", c->rootfs_hint, upper, work);
+    if (!ovl || !rootfs || !upper || !work) {
+        hp_oci_image_config_clear(&ic);
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    }
     hp_oci_spec_opts o;
     fill_spec_opts(be, &o);
     o.root_path = overlay ? "rootfs" : c->rootfs_hint;
+    o.root_overlay = overlay && be->rootless ? ovl : NULL;
     o.rootfs_dir = c->rootfs_hint;
     o.rootfs_tmpfs = !overlay;
     o.pod_dir = pdir;
@@ -812,10 +866,8 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
             (cgpath && write_file(cgf, cgpath, strlen(cgpath), err) < 0))
             goto fail;
     }
-    if (overlay) {
-        _cleanup_free_ char *data =
-            pathf("lowerdir=%s,upperdir=%s,workdir=%s", c->rootfs_hint, upper, work);
-        if (mount("overlay", rootfs, "overlay", 0, data) < 0) {
+    if (overlay && !be->rootless) {
+        if (mount("overlay", rootfs, "overlay", 0, ovl) < 0) {
             hp_err_sys(err, HP_INTERNAL, "mount overlay on %s (lower %s)", rootfs, c->rootfs_hint);
             goto fail;
         }
@@ -1371,10 +1423,24 @@ int hp_oci_open_container_file(hp_backend *b, const char *id, const char *path, 
         }
     }
     _cleanup_free_ char *base = NULL;
+    _cleanup_free_ char *lower = NULL; /* rootless overlay: tried when not in upper */
     const char *rest = path;
+    json_t *m0 = json_array_get(json_object_get(spec, "mounts"), 0);
+    const char *m0type = json_string_value(json_object_get(m0, "type"));
+    const char *m0dst = json_string_value(json_object_get(m0, "destination"));
+    const char *m0opt = json_string_value(json_array_get(json_object_get(m0, "options"), 0));
     if (best_src) {
         base = strdup(best_src);
         rest = path + best_len;
+    } else if (m0type && strcmp(m0type, "overlay") == 0 && m0dst && strcmp(m0dst, "/") == 0 &&
+               m0opt) {
+        /* the root overlay exists only in the container's mount namespace:
+         * look in the upper dir, then in the image (lowerdir) */
+        const char *l = strstr(m0opt, "lowerdir="), *u = strstr(m0opt, "upperdir=");
+        if (l)
+            lower = strndup(l + 9, strcspn(l + 9, ",:"));
+        if (u)
+            base = strndup(u + 9, strcspn(u + 9, ","));
     } else {
         const char *rp = json_string_value(json_object_get(json_object_get(spec, "root"), "path"));
         base = rp && rp[0] == '/' ? strdup(rp) : pathf("%s/%s", dir, rp ? rp : "rootfs");
@@ -1394,6 +1460,14 @@ int hp_oci_open_container_file(hp_backend *b, const char *id, const char *path, 
     int fd = (int)syscall(SYS_openat2, rfd, rest, &how, sizeof(how));
     if (fd < 0 && errno == ENOSYS)
         fd = open_beneath_nofollow(rfd, rest);
+    if (fd < 0 && errno == ENOENT && lower) {
+        _cleanup_close_ int lfd = open(lower, O_PATH | O_CLOEXEC);
+        if (lfd >= 0) {
+            fd = (int)syscall(SYS_openat2, lfd, rest, &how, sizeof(how));
+            if (fd < 0 && errno == ENOSYS)
+                fd = open_beneath_nofollow(lfd, rest);
+        }
+    }
     if (fd < 0)
         return hp_err_sys(err, HP_NOT_FOUND, "container %s: %s", id, path);
     return fd;
@@ -1411,6 +1485,8 @@ static void oci_destroy(hp_backend *b)
     free(be->base.handler);
     free(be->runtime);
     free(be->conmon);
+    free(be->unshare);
+    free(be->rm);
     free(be->runtime_root);
     free(be->root);
     free(be->run);
@@ -1531,7 +1607,13 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
         hp_err_sys(err, HP_FAILED_PRECONDITION, "pause program %s", env->pause_path);
         goto fail;
     }
-    be->runtime_root = rr ? strdup(rr) : NULL;
+    /* unprivileged: runc's own default (/run/runc unless XDG_RUNTIME_DIR is
+     * set) may not be writable; keep its state next to ours */
+    be->runtime_root = rr ? strdup(rr) : env->uid != 0 ? pathf("%s/oci/runc", env->run_dir) : NULL;
+    if ((rr || env->uid != 0) && !be->runtime_root) {
+        hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        goto fail;
+    }
     be->pause_path = strdup(env->pause_path);
     be->default_seccomp = strdup(sec ? sec : "runtime/default");
     if (cc) {
@@ -1552,6 +1634,13 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
         }
     }
     if (be->rootless) {
+        struct utsname un;
+        unsigned maj = 0, min = 0;
+        be->userns_overlay = uname(&un) == 0 && sscanf(un.release, "%u.%u", &maj, &min) == 2 &&
+                             (maj > 5 || (maj == 5 && min >= 11));
+        hp_err e2 = HP_ERR_INIT;
+        be->unshare = hp_proc_find_program("unshare", &e2);
+        be->rm = hp_proc_find_program("rm", &e2);
         subid_range("/etc/subuid", be->uid, &be->subuid_start, &be->subuid_len);
         subid_range("/etc/subgid", be->uid, &be->subgid_start, &be->subgid_len);
     }

@@ -632,6 +632,13 @@ static bool path_clean_abs(const char *p)
 static json_t *default_mounts(const hp_oci_spec_opts *o, bool privileged, bool readonly)
 {
     json_t *m = json_array();
+    if (o->root_overlay) {
+        /* first: everything else is mounted on top of it, mount points are
+         * created in the upper dir (never in the shared image) */
+        char data[8192];
+        snprintf(data, sizeof(data), "%s", o->root_overlay);
+        json_array_append_new(m, jmount("/", "overlay", "overlay", (const char *[]){data, NULL}));
+    }
     json_array_append_new(
         m, jmount("/proc", "proc", "proc", (const char *[]){"nosuid", "noexec", "nodev", NULL}));
     json_array_append_new(

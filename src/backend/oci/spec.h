@@ -47,12 +47,16 @@ typedef struct hp_oci_spec_opts {
     const char *root_path;  /* root.path in config.json (e.g. "rootfs" or an absolute path) */
     const char *rootfs_dir; /* host dir holding the image's etc/passwd (for user lookup) */
     bool rootfs_tmpfs;      /* image rootfs used read-only: add tmpfs on /tmp /run /var/tmp */
-    const char *pod_dir;    /* dir with hostname, hosts, resolv.conf, shm/ ; NULL = none */
-    pid_t pause_pid;        /* pod's pause process (namespaces to join); 0 = none */
-    pid_t target_pid;       /* for NamespaceMode TARGET (pid) */
-    bool host_network;      /* the handler forces host networking */
-    bool rootless;          /* user namespace, no device nodes, sysfs bind */
-    uid_t uid;              /* daemon uid/gid (rootless mapping for container root) */
+    /* rootless: overlay options "lowerdir=L,upperdir=U,workdir=W" of an
+     * overlay the runtime mounts at "/" inside the container's user namespace
+     * (first mount; root_path is then an empty directory); NULL = none */
+    const char *root_overlay;
+    const char *pod_dir; /* dir with hostname, hosts, resolv.conf, shm/ ; NULL = none */
+    pid_t pause_pid;     /* pod's pause process (namespaces to join); 0 = none */
+    pid_t target_pid;    /* for NamespaceMode TARGET (pid) */
+    bool host_network;   /* the handler forces host networking */
+    bool rootless;       /* user namespace, no device nodes, sysfs bind */
+    uid_t uid;           /* daemon uid/gid (rootless mapping for container root) */
     gid_t gid;
     uint32_t subuid_start, subuid_len; /* extra mapping for container ids 1..len (0 = none) */
     uint32_t subgid_start, subgid_len;
