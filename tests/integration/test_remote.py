@@ -339,3 +339,37 @@ def test_front_under_valgrind(registry, daemon_factory, tmp_path):
     assert "ERROR SUMMARY: 0 errors" in report, report[-4000:]
     assert "definitely lost: 0 bytes" in report or "no leaks are possible" in report, \
         report[-4000:]
+
+
+def test_exit_events_without_polling(env):
+    """An exit on the upstream reaches the front's GetContainerEvents through
+    the backend's watcher, without anyone asking the front for a status."""
+    f, u = env["f"], env["u"]
+    pod, cid = run(env, "ev", "main", ["sleep", "600"])
+    events = []
+    stream = f.channel.unary_stream(
+        "/runtime.v1.RuntimeService/GetContainerEvents",
+        request_serializer=api_pb2.GetEventsRequest.SerializeToString,
+        response_deserializer=api_pb2.ContainerEventResponse.FromString)
+    call = stream(api_pb2.GetEventsRequest(), timeout=60)
+
+    def reader():
+        try:
+            for ev in call:
+                events.append((ev.container_id, ev.container_event_type))
+        except grpc.RpcError:
+            pass
+
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.3)
+    u.StopContainer(api_pb2.StopContainerRequest(container_id=upstream_ctr(env, cid).id,
+                                                 timeout=0), timeout=30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (cid, api_pb2.CONTAINER_STOPPED_EVENT) not in events:
+        time.sleep(0.05)
+    call.cancel()
+    t.join()
+    assert (cid, api_pb2.CONTAINER_STOPPED_EVENT) in events
+    st = f.ContainerStatus(container_id=cid).status
+    assert st.state == api_pb2.CONTAINER_EXITED and st.exit_code == 137

@@ -31,9 +31,15 @@
 #define PULL_TIMEOUT_MS 300000
 /* Pod stop/remove: timeout_ms plus this (the remote stops the containers). */
 #define POD_STOP_EXTRA_MS 30000
+/* The exit watcher asks the remote for its running containers this often. */
+#define WATCH_INTERVAL_MS 1000
 
 struct pod_ent {
     char *front, *remote; /* owned */
+};
+
+struct watch_ent {
+    char *front, *remote; /* owned: hpcri and remote container ids */
 };
 
 struct st_ent {
@@ -49,11 +55,20 @@ typedef struct remote_be {
     char *remote_handler; /* owned; "" = the remote's default handler */
     int timeout_ms;
 
-    pthread_mutex_t lock; /* guards pods and sts */
+    pthread_mutex_t lock; /* guards pods, sts, watch, stopping */
     struct pod_ent *pods; /* owned array */
     size_t n_pods, cap_pods;
     struct st_ent *sts; /* owned array */
     size_t n_sts, cap_sts;
+
+    /* Exit watcher: containers believed running on the remote; the thread
+     * reports their exits through host.on_container_exit. */
+    struct watch_ent *watch; /* owned array */
+    size_t n_watch, cap_watch;
+    pthread_cond_t cond; /* signalled by destroy */
+    bool stopping;
+    bool thread_started;
+    pthread_t thread;
 } remote_be;
 
 static remote_be *rbe(hp_backend *be)
@@ -221,6 +236,48 @@ static void st_cache_drop(remote_be *b, const char *rid)
         if (strcmp(b->sts[i].remote, rid) == 0) {
             free(b->sts[i].remote);
             b->sts[i] = b->sts[--b->n_sts];
+            break;
+        }
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Watch a running container for its exit (no-op if already watched). */
+static void watch_add(remote_be *b, const char *front, const char *remote)
+{
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->n_watch; i++)
+        if (strcmp(b->watch[i].remote, remote) == 0) {
+            pthread_mutex_unlock(&b->lock);
+            return;
+        }
+    if (b->n_watch == b->cap_watch) {
+        size_t cap = b->cap_watch ? 2 * b->cap_watch : 16;
+        struct watch_ent *n = realloc(b->watch, cap * sizeof *n);
+        if (n) {
+            b->watch = n;
+            b->cap_watch = cap;
+        }
+    }
+    if (b->n_watch < b->cap_watch) {
+        char *f = strdup(front), *r = strdup(remote);
+        if (f && r)
+            b->watch[b->n_watch++] = (struct watch_ent){f, r};
+        else {
+            free(f);
+            free(r);
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void watch_drop(remote_be *b, const char *remote)
+{
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->n_watch; i++)
+        if (strcmp(b->watch[i].remote, remote) == 0) {
+            free(b->watch[i].front);
+            free(b->watch[i].remote);
+            b->watch[i] = b->watch[--b->n_watch];
             break;
         }
     pthread_mutex_unlock(&b->lock);
@@ -591,6 +648,7 @@ static int container_stop(hp_backend *be, hp_be_container *c, int64_t timeout_s,
         return -1;
     req.container_id = rid;
     req.timeout = timeout_s;
+    watch_drop(b, rid); /* the CRI layer records this exit itself */
     rc = call_void(b, RT "StopContainer", &req, &runtime__v1__stop_container_response__descriptor,
                    add_ms(b->timeout_ms, timeout_s * 1000), true, err);
     st_cache_drop(b, rid);
@@ -640,6 +698,7 @@ static int container_remove(hp_backend *be, hp_be_container *c, hp_err *err)
     if (rid == NULL)
         return remove_by_label(b, c->id, err);
     req.container_id = rid;
+    watch_drop(b, rid);
     rc = call_void(b, RT "RemoveContainer", &req,
                    &runtime__v1__remove_container_response__descriptor,
                    add_ms(b->timeout_ms, POD_STOP_EXTRA_MS), true, err);
@@ -655,19 +714,15 @@ static void copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static int container_status(hp_backend *be, hp_be_container *c, hp_be_status *st, hp_err *err)
+/* Ask the remote for the status of container `rid` (no cache) and cache
+ * the answer.  NOT_FOUND becomes a final EXITED "RemoteContainerGone". */
+static int fetch_status(remote_be *b, const char *rid, hp_be_status *st, hp_err *err)
 {
-    remote_be *b = rbe(be);
     Runtime__V1__ContainerStatusRequest req = RUNTIME__V1__CONTAINER_STATUS_REQUEST__INIT;
     Runtime__V1__ContainerStatusResponse *resp = NULL;
-    _cleanup_free_ char *rid = remote_ctr_id(b, c, err);
 
-    if (rid == NULL)
-        return -1;
-    if (st_cache_get(b, rid, st))
-        return 0;
     memset(st, 0, sizeof *st);
-    req.container_id = rid;
+    req.container_id = (char *)rid;
     if (call(b, RT "ContainerStatus", &req, &runtime__v1__container_status_response__descriptor,
              STATUS_TIMEOUT_MS < b->timeout_ms ? STATUS_TIMEOUT_MS : b->timeout_ms, &resp,
              err) < 0) {
@@ -700,6 +755,21 @@ static int container_status(hp_backend *be, hp_be_container *c, hp_be_status *st
     copy_str(st->message, sizeof st->message, resp->status->message);
     pfree(resp);
     st_cache_put(b, rid, st);
+    return 0;
+}
+
+static int container_status(hp_backend *be, hp_be_container *c, hp_be_status *st, hp_err *err)
+{
+    remote_be *b = rbe(be);
+    _cleanup_free_ char *rid = remote_ctr_id(b, c, err);
+
+    if (rid == NULL)
+        return -1;
+    if (!st_cache_get(b, rid, st) && fetch_status(b, rid, st, err) < 0)
+        return -1;
+    /* Running (e.g. found again after a restart): watch it for its exit. */
+    if (st->state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
+        watch_add(b, c->id, rid);
     return 0;
 }
 
@@ -830,6 +900,94 @@ static int update_resources(hp_backend *be, hp_be_container *c,
 }
 
 /* ------------------------------------------------------------------------ */
+/* Exit watcher                                                              */
+
+/* One round: one ListContainers(state RUNNING) on the remote; every watched
+ * container not in it is asked for its status, and an exit is reported. */
+static void watch_round(remote_be *b, struct watch_ent *w, size_t n)
+{
+    Runtime__V1__ListContainersRequest req = RUNTIME__V1__LIST_CONTAINERS_REQUEST__INIT;
+    Runtime__V1__ContainerFilter f = RUNTIME__V1__CONTAINER_FILTER__INIT;
+    Runtime__V1__ContainerStateValue sv = RUNTIME__V1__CONTAINER_STATE_VALUE__INIT;
+    Runtime__V1__ListContainersResponse *resp = NULL;
+    hp_err err = HP_ERR_INIT;
+
+    sv.state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
+    f.state = &sv;
+    req.filter = &f;
+    if (call(b, RT "ListContainers", &req, &runtime__v1__list_containers_response__descriptor,
+             STATUS_TIMEOUT_MS < b->timeout_ms ? STATUS_TIMEOUT_MS : b->timeout_ms, &resp,
+             &err) < 0) {
+        hp_debug("exit watcher: %s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool running = false;
+        for (size_t j = 0; j < resp->n_containers && !running; j++)
+            running = strcmp(resp->containers[j]->id, w[i].remote) == 0;
+        if (running)
+            continue;
+        hp_be_status st;
+        hp_err_clear(&err);
+        if (fetch_status(b, w[i].remote, &st, &err) < 0) {
+            hp_debug("exit watcher: %s", err.msg);
+            continue;
+        }
+        if (st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED)
+            continue; /* e.g. just created again: not ours to judge */
+        watch_drop(b, w[i].remote);
+        hp_debug("container %s exited on remote runtime %s (code %d, %s)", w[i].front, uri(b),
+                 st.exit_code, st.reason);
+        if (b->base.host.on_container_exit)
+            b->base.host.on_container_exit(b->base.host.ud, w[i].front, &st);
+    }
+    pfree(resp);
+}
+
+static void *watch_thread(void *arg)
+{
+    remote_be *b = arg;
+    pthread_mutex_lock(&b->lock);
+    while (!b->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += WATCH_INTERVAL_MS / 1000;
+        ts.tv_nsec += (long)(WATCH_INTERVAL_MS % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+        if (b->stopping || b->n_watch == 0)
+            continue;
+        /* Work on a copy: the calls run without the lock. */
+        size_t n = b->n_watch, k = 0;
+        struct watch_ent *w = calloc(n, sizeof *w);
+        for (size_t i = 0; w && i < n; i++) {
+            w[k].front = strdup(b->watch[i].front);
+            w[k].remote = strdup(b->watch[i].remote);
+            if (w[k].front && w[k].remote)
+                k++;
+            else {
+                free(w[k].front);
+                free(w[k].remote);
+            }
+        }
+        pthread_mutex_unlock(&b->lock);
+        if (w)
+            watch_round(b, w, k);
+        for (size_t i = 0; i < k; i++) {
+            free(w[i].front);
+            free(w[i].remote);
+        }
+        free(w);
+        pthread_mutex_lock(&b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Instance                                                                  */
 
 static void destroy(hp_backend *be)
@@ -837,6 +995,13 @@ static void destroy(hp_backend *be)
     remote_be *b = rbe(be);
     if (b == NULL)
         return;
+    if (b->thread_started) {
+        pthread_mutex_lock(&b->lock);
+        b->stopping = true;
+        pthread_cond_signal(&b->cond);
+        pthread_mutex_unlock(&b->lock);
+        pthread_join(b->thread, NULL);
+    }
     hp_debug("remote runtime %s: %llu call(s) on %llu connection(s)", b->rt ? uri(b) : "?",
              (unsigned long long)(b->rt ? hp_remote_conn_calls(b->rt) : 0),
              (unsigned long long)(b->rt ? hp_remote_conn_connects(b->rt) : 0));
@@ -850,6 +1015,12 @@ static void destroy(hp_backend *be)
     for (size_t i = 0; i < b->n_sts; i++)
         free(b->sts[i].remote);
     free(b->sts);
+    for (size_t i = 0; i < b->n_watch; i++) {
+        free(b->watch[i].front);
+        free(b->watch[i].remote);
+    }
+    free(b->watch);
+    pthread_cond_destroy(&b->cond);
     pthread_mutex_destroy(&b->lock);
     free(b->remote_handler);
     free(b->base.handler);
@@ -896,6 +1067,13 @@ hp_backend *hp_remote_backend_new(const hp_handler_config *h, const hp_backend_e
         return NULL;
     }
     pthread_mutex_init(&b->lock, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&b->cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     b->base.ops = &remote_ops;
     b->base.host = env->host;
     b->timeout_ms = tmo > 86400000 ? 86400000 : (int)tmo;
@@ -911,6 +1089,16 @@ hp_backend *hp_remote_backend_new(const hp_handler_config *h, const hp_backend_e
         destroy(&b->base);
         return NULL;
     }
+    int rc = pthread_create(&b->thread, NULL, watch_thread, b);
+    if (rc != 0) {
+        hp_err_set(err, HP_RESOURCE_EXHAUSTED,
+                   "runtime handler \"%s\": cannot start the exit "
+                   "watcher thread: %s",
+                   h->name, strerror(rc));
+        destroy(&b->base);
+        return NULL;
+    }
+    b->thread_started = true;
     hp_info("runtime handler \"%s\": forwarding to %s (images: %s, timeout %d ms)", h->name, ep,
             iep ? iep : ep, b->timeout_ms);
     return &b->base;
