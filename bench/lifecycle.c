@@ -542,8 +542,21 @@ static int pull(void)
     return rc;
 }
 
+/* 1-minute load average (other work on the machine skews every number). */
+static double loadavg1(void)
+{
+    double l = -1;
+    _cleanup_fclose_ FILE *f = fopen("/proc/loadavg", "re");
+    if (f && fscanf(f, "%lf", &l) != 1)
+        l = -1;
+    return l;
+}
+
 static int bench(void)
 {
+    put("load.start", loadavg1());
+    struct mem ms;
+    measure_mem(&ms);
     if (!O->no_pull && pull() < 0)
         return 1;
     int errors = 0;
@@ -589,13 +602,15 @@ static int bench(void)
     sleep(2);
     measure_mem(&m2);
     printf("\n");
-    print_mem("idle (after warmup)", "idle", &m0);
+    print_mem("at start (before PullImage)", "start", &ms);
+    print_mem("idle (after pull + warmup)", "idle", &m0);
     if (O->running > 0) {
         char what[64];
         snprintf(what, sizeof what, "%d pods running", O->running);
         print_mem(what, "running", &m1);
     }
     print_mem("idle (after teardown)", "idle_end", &m2);
+    put("load.end", loadavg1());
     put("running", O->running);
     put("errors", errors);
     samples_free(&s);
@@ -632,7 +647,7 @@ static int load(const char *path, char *name, size_t name_size, char keys[][96],
 
 struct table {
     char name[64];
-    char keys[256][96];
+    char keys[256][96]; /* from --out: `key value` lines */
     double vals[256];
     int n;
     bool reference;
@@ -725,13 +740,15 @@ static int report(int argc, char **argv)
     for (int i = 0; i < nt; i++)
         printf(" %12.12s", t[i].name);
     printf("\n");
-    static const char *const mk[] = {"idle", "running", "idle_end"};
-    static const char *const mt[] = {"idle", "N pods running", "idle after teardown"};
+    static const char *const mk[] = {"start", "idle", "running", "idle_end"};
+    static const char *const mt[] = {"at start", "idle", "N pods running", "idle after teardown"};
     static const char *const mf[] = {"rss", "anon", "helpers", "helpers_kb"};
     static const char *const mft[] = {"daemon VmRSS", "daemon RssAnon", "helper processes",
                                       "helpers VmRSS sum"};
-    for (int a = 0; a < 3; a++)
+    for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++) {
+            if (b >= 2 && (a == 0 || a == 1 || a == 3))
+                continue; /* no helpers without pods */
             char key[96], title[96];
             snprintf(key, sizeof key, "mem.%s.%s", mk[a], mf[b]);
             snprintf(title, sizeof title, "%s: %s", mt[a], mft[b]);
@@ -740,6 +757,18 @@ static int report(int argc, char **argv)
                 cell(lookup(&t[i], key), " %12.0f");
             printf("\n");
         }
+    printf("%-34s", "load average (1 min) start / end");
+    for (int i = 0; i < nt; i++) {
+        if (t[i].reference) {
+            printf(" %12s", "-");
+            continue;
+        }
+        char l[32];
+        snprintf(l, sizeof l, "%.1f / %.1f", lookup(&t[i], "load.start"),
+                 lookup(&t[i], "load.end"));
+        printf(" %12s", l);
+    }
+    printf("\n");
     for (int i = 0; i < nt; i++)
         if (t[i].reference)
             printf("\n* containerd column: the issue's reference numbers (containerd 1.6 + runc "
