@@ -214,7 +214,7 @@ def test_upstream_errors_keep_their_codes(env):
     assert direct.value.details() in fwd.value.details()
     assert len(f.ListContainers().containers) == 0 and len(u.ListContainers().containers) == 0
 
-    # an exec in a container that has exited on the upstream: the upstream's refusal
+    # an exec of a command the image lacks: the upstream's answer, unchanged
     cid = f.CreateContainer(pod_sandbox_id=pod, config=ctr_config(env, "t", ["sleep", "600"]),
                             sandbox_config=pc, timeout=60).container_id
     f.StartContainer(container_id=cid)
