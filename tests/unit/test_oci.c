@@ -330,6 +330,20 @@ T_CASE(spec_rootless_userns_readonly_root_no_sys_admin)
     sc.capabilities = &caps;
     T_ASSERT(hp_oci_spec_container(NULL, &cfg, NULL, &o, &err) == NULL);
     T_ASSERT(strstr(err.msg, "CAP_SYS_ADMIN") != NULL);
+    /* kernel >= 5.11: overlay at "/" mounted by the runtime in the userns;
+     * CAP_SYS_ADMIN is fine there (the image is only a lower dir) */
+    o.rootfs_tmpfs = false;
+    o.root_path = "rootfs";
+    o.root_overlay = "lowerdir=/img,upperdir=/b/upper,workdir=/b/work";
+    s = hp_oci_spec_container(NULL, &cfg, NULL, &o, &err);
+    T_ASSERT(s != NULL);
+    json_t *m0 = json_array_get(json_object_get(s, "mounts"), 0);
+    T_EQ_STR(json_string_value(json_object_get(m0, "destination")), "/");
+    T_EQ_STR(json_string_value(json_object_get(m0, "type")), "overlay");
+    T_EQ_STR(json_string_value(json_array_get(json_object_get(m0, "options"), 0)),
+             "lowerdir=/img,upperdir=/b/upper,workdir=/b/work");
+    T_ASSERT(!json_is_true(json_object_get(json_object_get(s, "root"), "readonly")));
+    json_decref(s);
     /* as root (overlay root), it is allowed */
     o.rootless = false;
     o.rootfs_tmpfs = false;
