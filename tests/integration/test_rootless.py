@@ -172,18 +172,18 @@ class RootlessEnv:
         self.d = None
         self.c = None
 
-    def start(self):
+    def start(self, wrapper=(), timeout=20.0):
         d = Daemon(self.base)
         d.log = os.path.join(self.base, "hpcri-%d.log" % len(self.daemons))
         d.socket = self.socket
         d.args = ["setpriv", "--reuid=%d" % self.user["uid"], "--regid=%d" % self.user["gid"],
-                  "--init-groups", os.path.join(BUILD, "hpcri"), "--config", self.conf,
-                  "--log-level", "debug"]
+                  "--init-groups"] + list(wrapper) + [
+                      os.path.join(BUILD, "hpcri"), "--config", self.conf, "--log-level", "debug"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
         env.update(HOME=self.home, XDG_RUNTIME_DIR=self.xdg, USER=self.user["name"],
                    LOGNAME=self.user["name"], PATH="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
         d.env = env
-        d.start()
+        d.start(timeout=timeout)
         self.daemons.append(d)
         self.d = d
         if self.c:
@@ -535,3 +535,38 @@ def test_recovery_after_kill9(clean):
     c.RemovePodSandbox(pod_sandbox_id=pod, timeout=60)
     assert not c.ListContainers().containers and not c.ListPodSandbox().items
     wait_for(lambda: _ours(rl.base) == {rl.d.pid}, what="only the daemon left")
+
+
+@pytest.mark.valgrind
+@pytest.mark.slow
+def test_rootless_under_valgrind(rl):
+    """A second unprivileged daemon (own dirs) under valgrind: pull, pod,
+    container, exec, stats, stop, remove; no error, no definite leak."""
+    v = RootlessEnv(rl.user, rl.registry)
+    vlog = os.path.join(v.base, "valgrind.log")
+    try:
+        v.start(wrapper=["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                         "--error-exitcode=99", "--log-file=" + vlog], timeout=120)
+        v.c.PullImage(image=api_pb2.ImageSpec(image=v.image), timeout=120)
+        pod, cid = v.run("vg", "main", ["sleep", "1000"])
+        assert v.c.ExecSync(container_id=cid, cmd=["sh", "-c", "id -u"], timeout=30).stdout == b"0\n"
+        assert any(s.attributes.id == cid for s in v.c.ListContainerStats(timeout=30).stats)
+        v.c.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=1), timeout=60)
+        v.c.RemovePodSandbox(pod_sandbox_id=pod, timeout=60)
+        v.c.close()
+        v.c = None
+        rc = v.d.stop(signal.SIGTERM, timeout=120)
+        report = open(vlog).read()
+        assert rc == 0, report[-4000:]
+        assert "ERROR SUMMARY: 0 errors" in report, report[-4000:]
+        assert "definitely lost: 0 bytes" in report or "no leaks are possible" in report, \
+            report[-4000:]
+    finally:
+        for d in v.daemons:
+            d.kill()
+        for p in _ours(v.base):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(v.base, ignore_errors=True)
