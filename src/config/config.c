@@ -122,6 +122,7 @@ static const hp_opt_spec remote_specs[] = {
      .def_root = "10000",
      .def_user = "10000"},
     {.key = "image_endpoint", .kind = HP_K_UNIX_URI, .def_from = "endpoint"},
+    {.key = "remote_handler", .kind = HP_K_SLURM_NAME},
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

@@ -15,27 +15,16 @@
 int hp_cri_runtime_ready(hp_daemon *d, char *reason, size_t reason_len, char *msg, size_t msg_len)
 {
     hp_err err = HP_ERR_INIT;
-    const hp_handler_config *h;
-    char type[32] = "";
-
-    pthread_rwlock_rdlock(&d->cfg_lock);
-    h = hp_config_handler(d->cfg, "", &err);
-    if (h)
-        snprintf(type, sizeof type, "%s", hp_backend_type_name(h->type));
-    pthread_rwlock_unlock(&d->cfg_lock);
-    if (h == NULL) {
-        snprintf(reason, reason_len, "NoDefaultHandler");
-        snprintf(msg, msg_len, "%s", err.msg);
+    /* Ready when the default handler's backend exists: creating it checks
+     * its prerequisites (OCI runtime, conmon, pause binary, Slurm commands). */
+    if (hp_cri_backend(d, "", &err) == NULL) {
+        snprintf(reason, reason_len, "%s",
+                 err.code == HP_UNIMPLEMENTED ? "BackendNotAvailable" : "BackendNotReady");
+        snprintf(msg, msg_len, "default runtime handler: %s", err.msg);
         return 0;
     }
-    /* No backend can run containers in this version: say so rather than
-     * let the kubelet schedule pods that would fail. */
-    snprintf(reason, reason_len, "BackendNotAvailable");
-    snprintf(msg, msg_len,
-             "the default runtime handler uses the %s backend, which this hpcri %s cannot run "
-             "containers with yet",
-             type, HPCRI_VERSION);
-    return 0;
+    reason[0] = msg[0] = '\0';
+    return 1;
 }
 
 char *hp_cri_status_info(hp_daemon *d, hp_err *err)

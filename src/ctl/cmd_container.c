@@ -415,9 +415,11 @@ int cmd_exec(struct ctl *ctl, int argc, char **argv, hp_err *err)
                  runtime__v1__exec_sync_response__descriptor, tmo ? tmo + 10000 : 0, err);
     if (!r)
         return -1;
-    fwrite(r->stdout.data, 1, r->stdout.len, stdout);
+    if (r->stdout.len)
+        fwrite(r->stdout.data, 1, r->stdout.len, stdout);
     fflush(stdout);
-    fwrite(r->stderr.data, 1, r->stderr.len, stderr);
+    if (r->stderr.len)
+        fwrite(r->stderr.data, 1, r->stderr.len, stderr);
     int code = r->exit_code;
     protobuf_c_message_free_unpacked(PBM(r), NULL);
     return code < 0 ? 1 : code > 255 ? 255 : code;

@@ -37,10 +37,8 @@ def test_status_conditions_and_verbose_info(cri, daemon):
     st = cri.Status(verbose=True)
     conds = {c.type: c for c in st.status.conditions}
     assert set(conds) == {"RuntimeReady", "NetworkReady"}
-    # No backend runs containers in this version: not ready, with a reason.
-    assert conds["RuntimeReady"].status is False
-    assert conds["RuntimeReady"].reason == "BackendNotAvailable"
-    assert "oci" in conds["RuntimeReady"].message
+    # runc, conmon and hpcri-pause are installed: the oci backend is ready.
+    assert conds["RuntimeReady"].status is True, conds["RuntimeReady"].message
     assert conds["NetworkReady"].status is True
     info = json.loads(st.info["info"])
     assert info["socket"] == daemon.socket
@@ -49,6 +47,20 @@ def test_status_conditions_and_verbose_info(cri, daemon):
     assert info["pid"] == daemon.pid
     # Not verbose: no info map.
     assert len(cri.Status().info) == 0
+
+
+def test_runtime_not_ready_names_what_is_missing(tmp_path, daemon_factory):
+    conf = tmp_path / "hpcri.conf"
+    conf.write_text("[runtime]\ntype = oci\nruntime_path = /nonexistent/runc\n")
+    d = daemon_factory(config=str(conf), sub="d")
+    c = Cri(d.socket)
+    try:
+        conds = {x.type: x for x in c.Status().status.conditions}
+        assert conds["RuntimeReady"].status is False
+        assert conds["RuntimeReady"].reason == "BackendNotReady"
+        assert "/nonexistent/runc" in conds["RuntimeReady"].message
+    finally:
+        c.close()
 
 
 def test_image_fs_info_counts_real_bytes(cri, daemon):
