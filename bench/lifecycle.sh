@@ -90,8 +90,9 @@ cleanup() {
     [ -n "$CTD_PID" ] && stop_pid "$CTD_PID"
     tests/tools/registry.sh stop "$TMP/registry" >/dev/null 2>&1
     for p in $(leftovers); do
-        echo "bench/lifecycle.sh: killing leftover pid $p: $(tr '\0' ' ' <"/proc/$p/cmdline" | cut -c1-100)" >&2
-        kill -KILL "$p" 2>/dev/null
+        cmd=$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | cut -c1-100)
+        [ -n "$cmd" ] && kill -KILL "$p" 2>/dev/null &&
+            echo "bench/lifecycle.sh: killed leftover pid $p: $cmd" >&2
     done
     # unmount whatever a runtime left mounted under $TMP, deepest first
     awk -v t="$TMP" 'index($2, t) == 1 { print $2 }' /proc/self/mounts | sort -r |
