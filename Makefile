@@ -31,7 +31,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 
-all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(BUILD)/bench-rpc $(UNIT_BINS) pyproto
+all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(BUILD)/bench-rpc $(BUILD)/bench-lifecycle $(UNIT_BINS) pyproto
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
@@ -107,3 +107,10 @@ build/fuzz/fuzz_manifest: tests/fuzz/fuzz_manifest.c src/image/manifest.c src/ut
 	@mkdir -p $(dir $@)
 	clang $(FUZZFLAGS) $^ $(shell pkg-config --cflags --libs jansson) -o $@
 .PHONY: fuzz
+
+$(BUILD)/bench-lifecycle: bench/lifecycle.c $(BUILD)/libhpcri.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhpcri.a $(LDLIBS)
+
+bench-lifecycle: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(BUILD)/bench-lifecycle
+	bench/lifecycle.sh --no-build
+.PHONY: bench-lifecycle

@@ -25,6 +25,8 @@ PACKAGES=(
     docker-registry apache2-utils busybox-static zstd curl openssl
     # local runtime: OCI runtimes, the per-container monitor, subordinate ids
     runc crun conmon uidmap
+    # benchmarks: the runtimes and tools a user would pick instead
+    containerd skopeo umoci
     # Slurm backend tests: a single-node cluster brought up by tests/tools/slurm.sh
     slurm-wlm slurm-client munge
 )
