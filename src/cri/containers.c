@@ -215,6 +215,13 @@ static void refresh(hp_daemon *d, hp_ctr_rec *c)
     }
     if (x.be->ops->container_status(x.be, &x.bc, &st, &err) < 0) {
         hp_debug("status of %s: %s", c->id, err.msg);
+    } else if (st.state == HP_CTR_RUNNING && (st.reason[0] || st.message[0])) {
+        /* live detail of a running container (e.g. "waiting for Slurm
+         * allocation: Resources"): shown, not stored */
+        free(c->reason);
+        free(c->message);
+        c->reason = strdup(st.reason);
+        c->message = strdup(st.message);
     } else if (st.state == HP_CTR_EXITED && save_status(d, c, &st, &err) == 0) {
         /* Only an exit is final: UNKNOWN (process gone, exit status not yet
          * written by the monitor) is transient and asked again next time. */

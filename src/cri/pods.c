@@ -53,6 +53,37 @@ out:
     return rc;
 }
 
+/* Ask the pod's backend whether it is ready; *info (may be NULL) gets the
+ * backend's JSON detail, malloc'd, caller frees.  -1 when the backend cannot
+ * be asked (logged at debug; the stored state is used then). */
+static int pod_live_status(hp_daemon *d, const hp_pod_rec *p, bool *ready, char **info)
+{
+    hp_err err = HP_ERR_INIT;
+    _cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = NULL;
+    hp_be_pod bp = {.id = p->id, .handler = p->runtime_handler};
+    hp_backend *be = hp_cri_backend(d, p->runtime_handler, &err);
+    char *detail = NULL;
+    int rc = -1;
+
+    if (be == NULL || be->ops->sandbox_status == NULL)
+        goto out;
+    cfg = hp_cri_pod_config(p, &err);
+    if (cfg == NULL)
+        goto out;
+    bp.config = cfg;
+    bp.backend_state = p->backend_state ? strdup(p->backend_state) : NULL;
+    rc = be->ops->sandbox_status(be, &bp, ready, &detail, &err);
+    free(bp.backend_state);
+out:
+    if (rc < 0)
+        hp_debug("pod %s: live status: %s", p->id, err.msg);
+    if (info)
+        *info = detail;
+    else
+        free(detail);
+    return rc;
+}
+
 int hp_cri_pod_sandbox_status(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
 {
     hp_daemon *d = ud;
@@ -61,7 +92,11 @@ int hp_cri_pod_sandbox_status(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_
     Runtime__V1__PodSandboxStatusResponse out = RUNTIME__V1__POD_SANDBOX_STATUS_RESPONSE__INIT;
     Runtime__V1__PodSandboxStatus st = RUNTIME__V1__POD_SANDBOX_STATUS__INIT;
     Runtime__V1__PodSandboxNetworkStatus net = RUNTIME__V1__POD_SANDBOX_NETWORK_STATUS__INIT;
+    Runtime__V1__PodSandboxStatusResponse__InfoEntry entry =
+        RUNTIME__V1__POD_SANDBOX_STATUS_RESPONSE__INFO_ENTRY__INIT;
+    Runtime__V1__PodSandboxStatusResponse__InfoEntry *entries[1] = {&entry};
     _cleanup_arena_ hp_arena a = {0};
+    _cleanup_free_ char *info = NULL;
     hp_pod_rec *p;
     Runtime__V1__PodSandbox *ps;
     int rc = -1;
@@ -88,6 +123,19 @@ int hp_cri_pod_sandbox_status(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_
     st.n_annotations = ps->n_annotations;
     st.annotations = (Runtime__V1__PodSandboxStatus__AnnotationsEntry **)ps->annotations;
     st.runtime_handler = ps->runtime_handler;
+    if (p->state == HP_POD_READY) {
+        /* The backend has the live view (pause process alive, Slurm job
+         * pending/running, remote pod state); the store has the intent. */
+        bool ready = true;
+        if (pod_live_status(d, p, &ready, in->verbose ? &info : NULL) == 0 && !ready)
+            st.state = RUNTIME__V1__POD_SANDBOX_STATE__SANDBOX_NOTREADY;
+    }
+    if (info != NULL) {
+        entry.key = "info";
+        entry.value = info;
+        out.n_info = 1;
+        out.info = entries;
+    }
     out.status = &st;
     rc = hp_pb_reply(resp, &out, err);
 out:

@@ -242,14 +242,22 @@ def test_queued_pod_stays_ready_then_runs(env):
     wait_for(lambda: show_job(env, jid).get("Reason") == "Resources", 20, "pending reason")
     for _ in range(5):
         t0 = time.monotonic()
-        ps = c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True).status
+        resp = c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True)
         assert time.monotonic() - t0 < 1.0
-        assert ps.state == api_pb2.SANDBOX_READY
+        assert resp.status.state == api_pb2.SANDBOX_READY
+    # the queue position is visible through CRI, not only through scontrol
+    # (after the next batched squeue poll)
+    def pending_info():
+        return c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True).info["info"]
+    wait_for(lambda: "Resources" in pending_info(), 10, "pending reason through CRI")
+    info = pending_info()
+    assert jid in info and "PENDING" in info, info
     cid = add_ctr(env, pod, pc, "waiter", ["sh", "-c", "echo started; sleep 30"])
     t0 = time.monotonic()
     st = c.ContainerStatus(container_id=cid).status
     assert time.monotonic() - t0 < 1.0
     assert st.state == api_pb2.CONTAINER_RUNNING  # see docs: CREATED would be re-created
+    assert "waiting for Slurm allocation" in st.message, st
     with pytest.raises(grpc.RpcError) as ei:
         c.ExecSync(container_id=cid, cmd=["true"], timeout=5)
     assert "waiting for its Slurm allocation" in ei.value.details()
