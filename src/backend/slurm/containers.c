@@ -227,7 +227,8 @@ int hp_slurm_ctr_create(hp_backend *be, hp_be_container *c, hp_err *err)
      * mount or namespace (crun also refuses cgroup mounts on hybrid hosts). */
     json_t *mounts = json_object_get(spec, "mounts");
     for (size_t i = json_array_size(mounts); i-- > 0;) {
-        const char *dst = json_string_value(json_object_get(json_array_get(mounts, i), "destination"));
+        const char *dst =
+            json_string_value(json_object_get(json_array_get(mounts, i), "destination"));
         if (dst && strcmp(dst, "/sys/fs/cgroup") == 0)
             json_array_remove(mounts, i);
     }
@@ -249,11 +250,11 @@ int hp_slurm_ctr_create(hp_backend *be, hp_be_container *c, hp_err *err)
     if (rc < 0)
         goto fail;
     json_t *mpi = json_object_get(pod, "mpi");
-    l = json_pack(
-        "{s:s, s:O, s:I, s:I, s:s, s:i}", "job_id", job_id, "mpi", mpi ? mpi : json_null(), "cpus",
-        (json_int_t)json_integer_value(json_object_get(pod, "cpus")), "gpus",
-        (json_int_t)json_integer_value(json_object_get(pod, "gpus")), "log_path",
-        c->log_path ? c->log_path : "", "stop_signal", sig);
+    l = json_pack("{s:s, s:O, s:I, s:I, s:s, s:i}", "job_id", job_id, "mpi",
+                  mpi ? mpi : json_null(), "cpus",
+                  (json_int_t)json_integer_value(json_object_get(pod, "cpus")), "gpus",
+                  (json_int_t)json_integer_value(json_object_get(pod, "gpus")), "log_path",
+                  c->log_path ? c->log_path : "", "stop_signal", sig);
     if (!l) {
         hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
         goto fail;
@@ -399,8 +400,7 @@ static void compute_status(slurm_be *b, const char *dir, const char *job_id, hp_
         } else {
             snprintf(st->reason, sizeof st->reason, "%s", code == 0 ? "Completed" : "Error");
             if (!have_mon)
-                snprintf(st->message, sizeof st->message,
-                         "the container's step was never started");
+                snprintf(st->message, sizeof st->message, "the container's step was never started");
         }
         return;
     }
@@ -415,9 +415,8 @@ static void compute_status(slurm_be *b, const char *dir, const char *job_id, hp_
         st->started_at = started;
         st->finished_at = real_ns();
         int a = 0, s2 = 0;
-        st->exit_code = (jr == 0 && sscanf(j.exit_code, "%d:%d", &a, &s2) == 2)
-                            ? (s2 ? 128 + s2 : a)
-                            : 255;
+        st->exit_code =
+            (jr == 0 && sscanf(j.exit_code, "%d:%d", &a, &s2) == 2) ? (s2 ? 128 + s2 : a) : 255;
         const char *r = job_final ? hp_slurm_state_reason(j.state) : NULL;
         snprintf(st->reason, sizeof st->reason, "%s", r ? r : "Error");
         snprintf(st->message, sizeof st->message,
@@ -494,8 +493,7 @@ int hp_slurm_ctr_start(hp_backend *be, hp_be_container *c, hp_err *err)
     int jr = hp_slurm_poller_get(b->poller, job, &j);
     if (jr == 0 && (hp_slurm_state_final(j.state) || strcmp(j.state, "COMPLETING") == 0))
         return hp_err_set(err, HP_FAILED_PRECONDITION,
-                          "the pod's Slurm job %s has ended (%s): no new containers", job,
-                          j.state);
+                          "the pod's Slurm job %s has ended (%s): no new containers", job, j.state);
     char p[PATH_CAP];
     pjoin(p, dir, "start");
     int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -826,8 +824,8 @@ int hp_slurm_ctr_reopen_log(hp_backend *be, hp_be_container *c, hp_err *err)
     pid_t mon, srun;
     int64_t started;
     if (hp_slurm_read_monitor(dir, &mon, &srun, &started) < 0 || !hp_slurm_pid_alive(mon))
-        return hp_err_set(err, HP_FAILED_PRECONDITION,
-                          "container %s has no running step monitor", c->id);
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "container %s has no running step monitor",
+                          c->id);
     if (kill(mon, SIGUSR1) < 0)
         return hp_err_sys(err, HP_INTERNAL, "cannot signal the monitor of %s", c->id);
     return 0;

@@ -36,9 +36,9 @@ struct hp_slurm_poller {
     jobvec resolved;     /* vanished tracked jobs, resolved once */
     tracked *tr;
     size_t n_tr, cap_tr;
-    uint64_t started;   /* polls started */
-    uint64_t gen;       /* polls completed (successfully) */
-    int64_t last_ok_ms; /* CLOCK_MONOTONIC of the last good poll */
+    uint64_t started;         /* polls started */
+    uint64_t gen;             /* polls completed (successfully) */
+    int64_t last_ok_ms;       /* CLOCK_MONOTONIC of the last good poll */
     int64_t last_ok_start_ns; /* CLOCK_REALTIME when the last good poll started */
     bool stop;
     bool thread_running;

@@ -224,11 +224,11 @@ static int sandbox_run(hp_backend *be, hp_be_pod *pod, hp_err *err)
     hp_slurm_out_free(&o);
     hp_slurm_poller_track(b->poller, job_id, rq.job_name);
 
-    json_t *st = json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I}", "job_id", job_id,
-                           "job_name", rq.job_name, "submit_time", (json_int_t)submit, "pod_dir",
-                           pod_dir, "mpi", rq.mpi, "cpus", (json_int_t)rq.cpus, "mem_mb",
-                           (json_int_t)rq.mem_mb, "ntasks", (json_int_t)rq.ntasks, "gpus",
-                           (json_int_t)rq.gpus);
+    json_t *st =
+        json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I}", "job_id", job_id, "job_name",
+                  rq.job_name, "submit_time", (json_int_t)submit, "pod_dir", pod_dir, "mpi", rq.mpi,
+                  "cpus", (json_int_t)rq.cpus, "mem_mb", (json_int_t)rq.mem_mb, "ntasks",
+                  (json_int_t)rq.ntasks, "gpus", (json_int_t)rq.gpus);
     char *s = st ? json_dumps(st, JSON_COMPACT) : NULL;
     /* the same facts for the container ops, which see the pod's id only */
     char pj[4200];

@@ -488,7 +488,7 @@ const char *hp_slurm_state_reason(const char *s)
 {
     static const struct {
         const char *state, *reason;
-    } map[] = {{"CANCELLED", "Cancelled"},    {"TIMEOUT", "SlurmTimeLimit"},
+    } map[] = {{"CANCELLED", "Cancelled"},     {"TIMEOUT", "SlurmTimeLimit"},
                {"OUT_OF_MEMORY", "OOMKilled"}, {"NODE_FAIL", "NodeFail"},
                {"BOOT_FAIL", "NodeFail"},      {"PREEMPTED", "Preempted"},
                {"DEADLINE", "Deadline"},       {"FAILED", "Error"},
