@@ -212,19 +212,29 @@ int hp_proc_run(char *const *argv, const hp_proc_opts *opts, hp_proc_result *res
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);
     } else if (deadline) {
-        /* pipes closed (or captured elsewhere): wait for exit until the deadline */
+        /* pipes closed (or captured elsewhere): wait for exit until the
+         * deadline, blocked in poll on a pidfd of the child (our child: the
+         * pid cannot be reused before we reap it) */
+        _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
         for (;;) {
             pid_t w = waitpid(pid, &st, WNOHANG);
             if (w == pid)
                 goto reaped;
-            if (now_ms() >= deadline) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0) {
                 res->timed_out = true;
                 kill_pidfile(opts->kill_pidfile);
                 kill(-pid, SIGKILL);
                 kill(pid, SIGKILL);
                 break;
             }
-            usleep(5000);
+            if (pfd >= 0) {
+                struct pollfd xp = {pfd, POLLIN, 0};
+                if (poll(&xp, 1, (int)left) < 0 && errno != EINTR)
+                    usleep(5000);
+            } else {
+                usleep(5000); /* no pidfd (kernel < 5.3, fd limit): poll the child */
+            }
         }
     }
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
