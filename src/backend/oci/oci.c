@@ -3,7 +3,7 @@
  * Layout (R = <env root>/oci, X = <env run_dir>/oci):
  *   R/pods/<pod>/{hostname,hosts,resolv.conf,shm/}    per-pod files
  *   R/pods/<pod>/pause/{config.json,rootfs/,pidfile}    the pause container's bundle
- *   R/containers/<id>/{config.json,rootfs/,upper/,work/,pidfile,conmon.pid,ctl,
+ *   R/containers/<id>/{config.json,rootfs/,upper/,work/,pidfile,pidstart,conmon.pid,ctl,
  *                      pod,stopsignal,started,cgroup}    a container's bundle
  *   X/exits/<id>      conmon's exit files (the exit code as text)
  *   X/sock/<id>       conmon's attach socket directory links
@@ -368,31 +368,128 @@ static pid_t read_pid(const char *bundle)
     return p ? (pid_t)read_int_file(p, 0) : 0;
 }
 
+/* Start time of a process (field 22 of /proc/PID/stat, clock ticks since
+ * boot), or -1 when it is gone. */
+static int64_t proc_start_time(pid_t pid)
+{
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+    _cleanup_free_ char *s = read_small(p);
+    const char *rp = s ? strrchr(s, ')') : NULL;
+    unsigned long long start = 0;
+    if (!rp || sscanf(rp + 2,
+                      "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+                      "%*d %llu",
+                      &start) != 1)
+        return -1;
+    return (int64_t)start;
+}
+
+/* After a successful create: remember the start time of the container's init
+ * (bundle/pidstart) so that a later stop can tell the process from another
+ * one that got the same pid. */
+static void record_pid_start(const char *bundle)
+{
+    pid_t pid = read_pid(bundle);
+    int64_t start = pid > 0 ? proc_start_time(pid) : -1;
+    _cleanup_free_ char *p = pathf("%s/pidstart", bundle);
+    if (start < 0 || !p)
+        return;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%" PRId64, start);
+    hp_err e = HP_ERR_INIT;
+    if (write_file(p, buf, (size_t)n, &e) < 0)
+        hp_debug("%s", e.msg);
+}
+
+/* A pidfd (owned by the caller) of the container's init `pid`, verified
+ * against the start time recorded at create: the pidfd is opened first, so
+ * a matching start time read afterwards proves it refers to the container.
+ * -1 when the process is gone, was replaced, or nothing was recorded. */
+static int open_init_pidfd(const char *bundle, pid_t pid)
+{
+    _cleanup_free_ char *p = pathf("%s/pidstart", bundle);
+    int64_t want = p ? read_int_file(p, -1) : -1;
+    if (want < 0 || pid <= 0)
+        return -1;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return -1;
+    if (proc_start_time(pid) != want) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static bool exit_file_exists(oci_be *be, const char *rid)
 {
     _cleanup_free_ char *p = pathf("%s/%s", be->exits, rid);
     return p && access(p, F_OK) == 0;
 }
 
-/* Wait until conmon wrote the exit file, or the process is gone. */
+/* Wait until conmon wrote the exit file, or the process is gone (conmon
+ * writes the file right after reaping; without it for a second, give up
+ * waiting).  Blocks in poll on an inotify watch of the exit directory and a
+ * pidfd of the process; falls back to 5 ms polling if either cannot be had. */
 static bool wait_exit(oci_be *be, const char *rid, pid_t pid, int64_t timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;
     int64_t gone_since = 0;
+    _cleanup_close_ int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ifd >= 0 && inotify_add_watch(ifd, be->exits, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        close(ifd);
+        ifd = -1;
+    }
+    _cleanup_close_ int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    bool pfd_ok = pfd >= 0 || (pid > 0 && errno == ESRCH);
     for (;;) {
         if (exit_file_exists(be, rid))
             return true;
-        if (!pid_alive(pid)) {
-            /* conmon writes the file right after reaping; give it a moment */
+        int64_t now = mono_ms();
+        bool gone;
+        if (pfd >= 0) {
+            struct pollfd xp = {pfd, POLLIN, 0};
+            gone = poll(&xp, 1, 0) > 0;
+        } else {
+            gone = !pid_alive(pid);
+        }
+        if (gone) {
             if (!gone_since)
-                gone_since = mono_ms();
-            else if (mono_ms() - gone_since > 1000)
+                gone_since = now;
+            else if (now - gone_since > 1000)
                 return true;
         }
-        if (mono_ms() >= deadline)
+        if (now >= deadline)
             return false;
-        usleep(5000);
+        int64_t until = gone ? gone_since + 1001 : deadline;
+        if (until > deadline)
+            until = deadline;
+        int wait = (int)(until - now);
+        if (ifd < 0 || (!gone && !pfd_ok)) {
+            if (wait > 5)
+                wait = 5;
+        }
+        struct pollfd pf[2] = {{ifd, POLLIN, 0}, {gone ? -1 : pfd, POLLIN, 0}};
+        if (poll(pf, 2, wait) < 0 && errno != EINTR)
+            usleep(5000);
+        if (ifd >= 0 && (pf[0].revents & POLLIN)) {
+            char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+            while (read(ifd, buf, sizeof(buf)) > 0)
+                ;
+        }
     }
+}
+
+/* Send sig to the container's init: through a verified pidfd when one is
+ * given (no runtime process), else with `runtime kill`. */
+static int signal_init(oci_be *be, const char *rid, int pidfd, int sig, hp_err *err)
+{
+    if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0)
+        return 0;
+    char sigbuf[16];
+    snprintf(sigbuf, sizeof(sigbuf), "%d", sig);
+    return runtime_ok(be, (const char *[]){"kill", rid, sigbuf, NULL}, "kill", err);
 }
 
 /* Signal, wait, SIGKILL, wait.  Idempotent. */
@@ -404,17 +501,16 @@ static int stop_rid(oci_be *be, const char *rid, const char *bundle, int sig, in
     pid_t pid = read_pid(bundle);
     if (!pid_alive(pid))
         return 0;
-    char sigbuf[16];
+    _cleanup_close_ int pidfd = open_init_pidfd(bundle, pid);
     if (sig > 0 && sig != SIGKILL && timeout_s > 0) {
-        snprintf(sigbuf, sizeof(sigbuf), "%d", sig);
         hp_err e2 = HP_ERR_INIT;
-        if (runtime_ok(be, (const char *[]){"kill", rid, sigbuf, NULL}, "kill", &e2) < 0)
+        if (signal_init(be, rid, pidfd, sig, &e2) < 0)
             hp_debug("%s: %s", rid, e2.msg);
         if (wait_exit(be, rid, pid, timeout_s * 1000))
             return 0;
     }
     hp_err e3 = HP_ERR_INIT;
-    if (runtime_ok(be, (const char *[]){"kill", rid, "9", NULL}, "kill", &e3) < 0) {
+    if (signal_init(be, rid, pidfd, SIGKILL, &e3) < 0) {
         /* the runtime may have lost track; kill the process directly */
         kill(pid, SIGKILL);
     }
@@ -469,16 +565,178 @@ static int rm_rf_userns(oci_be *be, const char *path, hp_err *err)
     return rc;
 }
 
+/* runc's state directory of a container (malloc'd, caller frees), or NULL
+ * when the runtime is not runc (its state layout is unknown). */
+static char *runc_state_dir(oci_be *be, const char *rid)
+{
+    const char *base = strrchr(be->runtime, '/');
+    if (strcmp(base ? base + 1 : be->runtime, "runc") != 0)
+        return NULL;
+    return pathf("%s/%s", be->runtime_root ? be->runtime_root : "/run/runc", rid);
+}
+
+/* What `runc start` does, without running runc (~40 ms): the created
+ * container's init (runc init) blocks opening <state>/exec.fifo for writing;
+ * opening it for reading lets it write one byte and exec the process (the
+ * fifo's write end is close-on-exec: EOF = exec'd).  Then the fifo is
+ * removed, which is how runc tells "running" from "created".  Returns 0
+ * started, 1 when `runtime start` must do it (not runc, no fifo: not in the
+ * created state, no verified pidfd of the init), -1 with err when the init
+ * died before it could be started. */
+static int fast_start(oci_be *be, const char *rid, const char *bundle, hp_err *err)
+{
+    _cleanup_free_ char *dir = runc_state_dir(be, rid);
+    _cleanup_free_ char *fifo = dir ? pathf("%s/exec.fifo", dir) : NULL;
+    if (!fifo)
+        return 1;
+    _cleanup_close_ int pidfd = open_init_pidfd(bundle, read_pid(bundle));
+    if (pidfd < 0)
+        return 1;
+    _cleanup_close_ int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISFIFO(sb.st_mode))
+        return 1;
+    int64_t deadline = mono_ms() + RUNTIME_TIMEOUT_MS;
+    size_t got = 0;
+    bool dead = false;
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0 && got > 0)
+            break; /* written and exec'd */
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return hp_err_sys(err, HP_INTERNAL, "read %s", fifo);
+        /* n == 0 without data: no writer yet (or it died); EAGAIN: written,
+         * not exec'd yet */
+        if (dead)
+            break;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return hp_err_set(err, HP_DEADLINE_EXCEEDED, "starting %s: timed out", rid);
+        struct pollfd pf[2] = {{fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+        if (poll(pf, 2, (int)(left > 100 ? 100 : left)) < 0 && errno != EINTR)
+            return hp_err_sys(err, HP_INTERNAL, "poll");
+        /* the init exited: read what it may have written, then stop */
+        if (pf[1].revents & POLLIN)
+            dead = true;
+    }
+    if (got == 0)
+        return hp_err_set(err, HP_FAILED_PRECONDITION,
+                          "starting %s: the container process is already dead", rid);
+    if (unlink(fifo) < 0 && errno != ENOENT)
+        return hp_err_sys(err, HP_INTERNAL, "remove %s", fifo);
+    return 0;
+}
+
+/* Start a created container: fast_start, else `runtime start`. */
+static int start_rid(oci_be *be, const char *rid, const char *bundle, hp_err *err)
+{
+    int rc = fast_start(be, rid, bundle, err);
+    if (rc <= 0)
+        return rc;
+    return runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err);
+}
+
+/* rmdir of a cgroup directory; the kernel may still be detaching the tasks
+ * of a container that has just exited (EBUSY for a few ms).  0 or -1. */
+static int rmdir_cgroup(const char *path)
+{
+    for (int i = 0; i < 4; i++) {
+        if (rmdir(path) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY)
+            return -1;
+        usleep(1000 << i);
+    }
+    return -1;
+}
+
+/* What `runc delete` does for a container whose init has exited, without
+ * running runc (each runc process costs ~40 ms before doing anything): remove
+ * the container's cgroups (state.json's cgroup_paths) and its state
+ * directory.  Only for runc's state format, no poststop hook, no Intel RDT, an init
+ * that is gone; a cgroup that cannot be removed (processes left in a
+ * container without its own PID namespace, which `runc delete --force` kills)
+ * also sends the caller to the runtime.  `exited`: conmon wrote the exit
+ * file.  Returns 0 done (or no state: runc never created the container or it
+ * was deleted already), -1 when `runtime delete` must do the work. */
+static int fast_delete(oci_be *be, const char *rid, bool exited)
+{
+    _cleanup_free_ char *dir = runc_state_dir(be, rid);
+    _cleanup_free_ char *sf = dir ? pathf("%s/state.json", dir) : NULL;
+    if (!sf)
+        return -1;
+    struct stat sb;
+    if (stat(dir, &sb) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!exited)
+        return -1;
+    json_t *st = json_load_file(sf, 0, NULL);
+    if (!st)
+        return -1;
+    int rc = -1;
+    const char *id = json_string_value(json_object_get(st, "id"));
+    json_t *cfg = json_object_get(st, "config");
+    json_t *poststop = json_object_get(json_object_get(cfg, "Hooks"), "poststop");
+    const char *rdt = json_string_value(json_object_get(st, "intel_rdt_path"));
+    json_t *cgp = json_object_get(st, "cgroup_paths");
+    json_int_t pid = json_integer_value(json_object_get(st, "init_process_pid"));
+    json_int_t start = json_integer_value(json_object_get(st, "init_process_start"));
+    if (!id || strcmp(id, rid) != 0 || !json_is_object(cfg) || json_array_size(poststop) > 0 ||
+        (rdt && *rdt) || (cgp && !json_is_object(cgp)) || pid <= 0 ||
+        proc_start_time((pid_t)pid) == (int64_t)start)
+        goto out;
+    /* without a PID namespace of its own, processes may outlive the init:
+     * runc delete kills them (runc's destroy() makes the same test) */
+    bool own_pidns = false;
+    size_t i;
+    json_t *ns;
+    json_array_foreach(json_object_get(cfg, "namespaces"), i, ns)
+    {
+        const char *t = json_string_value(json_object_get(ns, "type"));
+        const char *p = json_string_value(json_object_get(ns, "path"));
+        if (t && strcmp(t, "NEWPID") == 0 && (!p || !*p))
+            own_pidns = true;
+    }
+    if (!own_pidns)
+        goto out;
+    const char *k;
+    json_t *v;
+    json_object_foreach(cgp, k, v)
+    {
+        const char *path = json_string_value(v);
+        if (path && *path && rmdir_cgroup(path) < 0) {
+            hp_debug("%s: rmdir %s: %s; using %s delete", rid, path, strerror(errno), be->runtime);
+            goto out;
+        }
+    }
+    hp_err e = HP_ERR_INIT;
+    if (rm_rf(dir, &e) < 0) {
+        hp_debug("%s: %s", rid, e.msg);
+        goto out;
+    }
+    rc = 0;
+out:
+    json_decref(st);
+    return rc;
+}
+
 /* runc delete, unmount, remove the bundle and conmon's files. */
 static int remove_rid(oci_be *be, const char *rid, const char *bundle, hp_err *err)
 {
-    hp_proc_result r;
-    if (runtime_run(be, (const char *[]){"delete", "--force", rid, NULL}, RUNTIME_TIMEOUT_MS, &r,
-                    err) < 0)
-        return -1;
-    if (r.status != 0 && !strstr(r.err, "does not exist") && !strstr(r.err, "not exist"))
-        hp_warn("%s delete %s: %s", be->runtime, rid, r.err);
-    hp_proc_result_clear(&r);
+    if (fast_delete(be, rid, exit_file_exists(be, rid)) < 0) {
+        hp_proc_result r;
+        if (runtime_run(be, (const char *[]){"delete", "--force", rid, NULL}, RUNTIME_TIMEOUT_MS,
+                        &r, err) < 0)
+            return -1;
+        if (r.status != 0 && !strstr(r.err, "does not exist") && !strstr(r.err, "not exist"))
+            hp_warn("%s delete %s: %s", be->runtime, rid, r.err);
+        hp_proc_result_clear(&r);
+    }
     _cleanup_free_ char *rootfs = pathf("%s/rootfs", bundle);
     if (rootfs && !be->rootless)
         unmount_quiet(rootfs);
@@ -631,7 +889,8 @@ static int oci_sandbox_run(hp_backend *b, hp_be_pod *pod, hp_err *err)
         goto fail;
     if (conmon_create(be, rid, bundle, logp, false, false, err) < 0)
         goto fail;
-    if (runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err) < 0)
+    record_pid_start(bundle);
+    if (start_rid(be, rid, bundle, err) < 0)
         goto fail;
     pid_t pid = read_pid(bundle);
     free(pod->backend_state);
@@ -700,7 +959,10 @@ static int oci_sandbox_stop(hp_backend *b, hp_be_pod *pod, hp_err *err)
     _cleanup_free_ char *dir = pod_dir(be, pod->id);
     _cleanup_free_ char *bundle = pathf("%s/pause", dir);
     _cleanup_free_ char *rid = pathf(POD_PREFIX "%s", pod->id);
-    return stop_rid(be, rid, bundle, SIGTERM, 2, err);
+    /* the pause process has no state to save: SIGKILL, like containerd (a
+     * SIGTERM could also arrive before hpcri-pause installed its handler and
+     * be dropped: it is PID 1 of its PID namespace) */
+    return stop_rid(be, rid, bundle, SIGKILL, 0, err);
 }
 
 static void remove_cgroup_dirs(const char *cgpath)
@@ -874,6 +1136,7 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
     }
     if (conmon_create(be, c->id, dir, log_path, cfg->tty, cfg->stdin, err) < 0)
         goto fail;
+    record_pid_start(dir);
     json_decref(spec);
     free(c->backend_state);
     c->backend_state = pathf("{\"bundle\":\"%s\",\"pid\":%d}", dir, (int)read_pid(dir));
@@ -899,7 +1162,7 @@ static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
     /* taken before the start so that started_at <= finished_at always holds */
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%" PRId64, now_ns());
-    if (runtime_ok(be, (const char *[]){"start", c->id, NULL}, "start", err) < 0)
+    if (start_rid(be, c->id, dir, err) < 0)
         return -1;
     _cleanup_free_ char *sf = pathf("%s/started", dir);
     if (write_file(sf, buf, (size_t)n, err) < 0)
