@@ -19,7 +19,13 @@ run_suite() {
     local xml
     xml=$(mktemp /tmp/hpcri-junit.XXXXXX.xml)
     echo "=== test suite against $build/ ==="
-    HPCRI_BUILD=$build "$PY" -m pytest -p no:cacheprovider -q -rfE --junitxml="$xml" "$@" tests/
+    # A private base temp dir: concurrent pytest sessions sharing
+    # /tmp/pytest-of-$USER prune each other's directories (sockets included).
+    local basetemp
+    basetemp=$(mktemp -d /tmp/hpcri-tests.XXXXXX)
+    chmod 755 "$basetemp"
+    HPCRI_BUILD=$build "$PY" -m pytest -p no:cacheprovider -q -rfE --junitxml="$xml" \
+        --basetemp="$basetemp/t" "$@" tests/
     local rc=$?
     if [ $rc -ne 0 ]; then status=1; fi
     read -r p f < <("$PY" - "$xml" <<'PYEOF'
@@ -36,6 +42,7 @@ print(t - f - sk, f)
 PYEOF
 )
     rm -f "$xml"
+    rm -rf "$basetemp"
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
