@@ -42,7 +42,7 @@ print(t - f - sk, f)
 PYEOF
 )
     rm -f "$xml"
-    rm -rf "$basetemp"
+    rm -rf --one-file-system "$basetemp" 2>/dev/null
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
