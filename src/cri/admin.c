@@ -38,22 +38,29 @@ static int admin_import_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_
     return rc;
 }
 
+/* Server-streaming PullImage with progress (images.c, next to the CRI
+ * PullImage it shares its implementation with). */
+int hp_cri_admin_pull_image(void *ud, const hp_rpc_req *req, hp_rpc_stream *s, hp_err *err);
+
 int hp_cri_register_admin(hp_daemon *d, hp_err *err)
 {
     static const struct {
         const char *name;
         hp_rpc_unary_fn fn;
+        hp_rpc_stream_fn stream;
     } methods[] = {
-        {"ImportImage", admin_import_image},
+        {"ImportImage", admin_import_image, NULL},
+        {"PullImage", NULL, hp_cri_admin_pull_image},
     };
     const ProtobufCServiceDescriptor *svc = &hpcri__v1__admin__descriptor;
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         char path[256];
         hp_rpc_method m = {
             .path = path,
-            .kind = HP_RPC_UNARY,
+            .kind = methods[i].stream ? HP_RPC_SERVER_STREAM : HP_RPC_UNARY,
             .flags = HP_RPC_BLOCKING,
             .unary = methods[i].fn,
+            .stream = methods[i].stream,
             .ud = d,
         };
         snprintf(path, sizeof path, "/%s/%s", svc->name, methods[i].name);

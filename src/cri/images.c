@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "api.pb-c.h"
+#include "hpcri.pb-c.h"
 #include "cri/convert.h"
 #include "cri/cri_internal.h"
 #include "cri/pb.h"
@@ -116,21 +117,20 @@ hp_image_rec *hp_cri_image_find(hp_daemon *d, const char *ref, hp_err *err)
     return hp_image_service_find(d->images, ref, err);
 }
 
-int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+/* The one PullImage implementation, for the CRI call and the admin stream:
+ * credentials from in->auth, registry settings copied under the config lock
+ * (a SIGHUP reload must not wait for a download), then the pull.  progress
+ * may be NULL.  On success *id is malloc'd; the caller frees it. */
+static int do_pull(hp_daemon *d, const Runtime__V1__PullImageRequest *in, const char *what,
+                   const atomic_bool *cancel, hp_pull_progress_fn progress, void *ud, char **id,
+                   hp_err *err)
 {
-    hp_daemon *d = ud;
-    _cleanup_pb_ Runtime__V1__PullImageRequest *in =
-        hp_pb_decode(&runtime__v1__pull_image_request__descriptor, req, err);
-    Runtime__V1__PullImageResponse out = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
     struct hp_pull_auth auth = {0};
-    _cleanup_free_ char *id = NULL;
     hp_puller *p;
     int rc;
 
-    if (in == NULL)
-        return -1;
     if (in->image == NULL || in->image->image == NULL || in->image->image[0] == '\0')
-        return hp_err_set(err, HP_INVALID_ARGUMENT, "PullImage: image.image is empty");
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "%s: image.image is empty", what);
     if (in->auth) {
         auth.username = in->auth->username;
         auth.password = in->auth->password;
@@ -138,20 +138,77 @@ int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err
         auth.identity_token = in->auth->identity_token;
         auth.registry_token = in->auth->registry_token;
     }
-    /* The registry settings are copied under the config lock; the pull itself
-     * runs without it (a SIGHUP reload must not wait for a download). */
     pthread_rwlock_rdlock(&d->cfg_lock);
     p = hp_puller_new(d->cfg, err);
     pthread_rwlock_unlock(&d->cfg_lock);
     if (p == NULL)
         return -1;
-    rc = hp_image_pull(d->images, p, in->image->image, in->auth ? &auth : NULL, req->cancelled, &id,
-                       err);
+    rc = hp_image_pull(d->images, p, in->image->image, in->auth ? &auth : NULL, cancel, progress,
+                       ud, id, err);
     hp_puller_free(p);
-    if (rc < 0)
+    return rc;
+}
+
+int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__PullImageRequest *in =
+        hp_pb_decode(&runtime__v1__pull_image_request__descriptor, req, err);
+    Runtime__V1__PullImageResponse out = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
+    _cleanup_free_ char *id = NULL;
+
+    if (in == NULL)
+        return -1;
+    if (do_pull(d, in, "PullImage", req->cancelled, NULL, NULL, &id, err) < 0)
         return -1;
     out.image_ref = id;
     return hp_pb_reply(resp, &out, err);
+}
+
+/* hpcri.v1.Admin/PullImage: the same pull, reporting progress on the stream. */
+struct pull_stream {
+    hp_rpc_stream *s;
+    bool gone; /* the client went away: stop sending (the pull is cancelled) */
+};
+
+static void pull_progress(void *ud, const struct hp_pull_progress *p)
+{
+    struct pull_stream *ps = ud;
+    Hpcri__V1__PullProgress m = HPCRI__V1__PULL_PROGRESS__INIT;
+    uint8_t buf[512];
+    size_t len;
+
+    if (ps->gone)
+        return;
+    m.phase = (Hpcri__V1__PullProgress__Phase)p->phase;
+    m.layer_digest = (char *)(p->layer_digest ? p->layer_digest : "");
+    m.layer_index = (uint32_t)p->layer_index;
+    m.layer_count = (uint32_t)p->layer_count;
+    m.layers_done = (uint32_t)p->layers_done;
+    m.bytes_done = p->bytes_done;
+    m.bytes_total = p->bytes_total;
+    m.image_id = (char *)(p->image_id ? p->image_id : "");
+    if (hpcri__v1__pull_progress__get_packed_size(&m) > sizeof buf)
+        return; /* digests are short: cannot happen */
+    len = hpcri__v1__pull_progress__pack(&m, buf);
+    if (hp_rpc_stream_send(ps->s, buf, len) < 0)
+        ps->gone = true;
+}
+
+int hp_cri_admin_pull_image(void *ud, const hp_rpc_req *req, hp_rpc_stream *s, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__PullImageRequest *in =
+        hp_pb_decode(&runtime__v1__pull_image_request__descriptor, req, err);
+    _cleanup_free_ char *id = NULL;
+    struct pull_stream ps = {.s = s};
+
+    if (in == NULL)
+        return -1;
+    /* Registered blocking: this runs on the worker pool, like the CRI call,
+     * and the stream ends with OK when it returns 0 (the last message, DONE,
+     * carries the id). */
+    return do_pull(d, in, "PullImage", req->cancelled, pull_progress, &ps, &id, err);
 }
 
 int hp_cri_remove_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)

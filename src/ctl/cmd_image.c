@@ -1,10 +1,13 @@
 /* hpcri-ctl commands: images, imagefsinfo, pull, rmi, inspecti. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "api.pb-c.h"
 #include "hpcri.pb-c.h"
@@ -170,22 +173,113 @@ int cmd_imagefsinfo(struct ctl *ctl, int argc, char **argv, hp_err *err)
     return rc;
 }
 
+/* Progress display of `pull` (one Admin/PullImage stream). */
+struct pull_view {
+    bool tty;                       /* stdout is a terminal: one \r-updated line */
+    bool quiet;                     /* print only the image id */
+    bool json;                      /* print the last message as JSON */
+    bool drawn;                     /* a progress line is on screen (tty) */
+    int phase;                      /* last phase printed (plain lines) */
+    double t0;                      /* monotonic seconds at the first report */
+    double last;                    /* last plain line */
+    Hpcri__V1__PullProgress *final; /* the DONE message (owned) */
+};
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static const char *phase_name(int phase)
+{
+    switch (phase) {
+    case HPCRI__V1__PULL_PROGRESS__PHASE__RESOLVING:
+        return "resolving";
+    case HPCRI__V1__PULL_PROGRESS__PHASE__DOWNLOADING:
+        return "downloading";
+    case HPCRI__V1__PULL_PROGRESS__PHASE__UNPACKING:
+        return "unpacking";
+    case HPCRI__V1__PULL_PROGRESS__PHASE__DONE:
+        return "done";
+    default:
+        return "?";
+    }
+}
+
+static void pull_show(struct pull_view *v, const Hpcri__V1__PullProgress *p)
+{
+    double t = mono_s(), dt = t - v->t0;
+    double mb = (double)p->bytes_done / 1e6, total = (double)p->bytes_total / 1e6;
+    double rate = dt > 0.05 ? mb / dt : 0.0;
+    int phase = (int)p->phase;
+
+    if (v->tty) {
+        enum { WIDTH = 30 };
+        char bar[WIDTH + 1];
+        int fill = p->bytes_total ? (int)((double)p->bytes_done * WIDTH / (double)p->bytes_total)
+                                  : (phase == HPCRI__V1__PULL_PROGRESS__PHASE__DONE ? WIDTH : 0);
+        if (fill > WIDTH)
+            fill = WIDTH;
+        for (int i = 0; i < WIDTH; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[WIDTH] = '\0';
+        printf("\r[%s] %u/%u layers  %.1f/%.1f MB  %.1f MB/s  %-11s\033[K", bar, p->layers_done,
+               p->layer_count, mb, total, rate, phase_name(phase));
+        v->drawn = true;
+    } else {
+        /* Plain lines: at phase changes and at most once a second. */
+        if (phase == v->phase && t - v->last < 1.0)
+            return;
+        printf("%-11s %u/%u layers  %.1f/%.1f MB  %.1f MB/s\n", phase_name(phase), p->layers_done,
+               p->layer_count, mb, total, rate);
+        v->last = t;
+    }
+    v->phase = phase;
+    fflush(stdout);
+}
+
+static int pull_on_msg(void *ud, const uint8_t *msg, size_t len)
+{
+    struct pull_view *v = ud;
+    Hpcri__V1__PullProgress *p = hpcri__v1__pull_progress__unpack(NULL, len, msg);
+    if (p == NULL)
+        return -1;
+    if (v->t0 == 0)
+        v->t0 = mono_s();
+    if (!v->quiet && !v->json)
+        pull_show(v, p);
+    if (p->phase == HPCRI__V1__PULL_PROGRESS__PHASE__DONE) {
+        if (v->final)
+            hpcri__v1__pull_progress__free_unpacked(v->final, NULL);
+        v->final = p;
+    } else {
+        hpcri__v1__pull_progress__free_unpacked(p, NULL);
+    }
+    return 0;
+}
+
 int cmd_pull(struct ctl *ctl, int argc, char **argv, hp_err *err)
 {
-    const char *usage = "pull [--creds USER:PASS] [--auth BASE64] REF";
+    const char *usage = "pull [-q|--quiet] [--creds USER:PASS] [--auth BASE64] REF";
     static const struct option lo[] = {
         CTL_COMMON_LONGOPTS,
         {"creds", required_argument, NULL, 'c'},
         {"auth", required_argument, NULL, 'a'},
+        {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     const char *creds = NULL, *auth = NULL;
+    struct pull_view v = {.phase = -1};
     int opt;
-    while ((opt = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "o:q", lo, NULL)) != -1) {
         if (opt == 'c')
             creds = optarg;
         else if (opt == 'a')
             auth = optarg;
+        else if (opt == 'q')
+            v.quiet = true;
         else if (ctl_opt(ctl, opt, optarg, usage, err) < 0)
             return -1;
     }
@@ -214,18 +308,37 @@ int cmd_pull(struct ctl *ctl, int argc, char **argv, hp_err *err)
         ac.auth = (char *)auth;
         req.auth = &ac;
     }
-    /* Pulls can be slow: no deadline unless --timeout was given. */
-    Runtime__V1__PullImageResponse *r =
-        CTL_CALL(ctl, CTL_IMAGE, PullImage, &req, Runtime__V1__PullImageResponse,
-                 runtime__v1__pull_image_response__descriptor, ctl_timeout(ctl, 0), err);
-    if (!r)
+    hp_client *c = ctl_client(ctl, err);
+    if (!c)
         return -1;
-    int rc = 0;
-    if (ctl->out == CTL_OUT_JSON)
-        rc = ctl_print_json(PBM(r), err);
-    else
-        printf("Image is up to date for %s\n", r->image_ref);
-    protobuf_c_message_free_unpacked(PBM(r), NULL);
+    size_t len = runtime__v1__pull_image_request__get_packed_size(&req);
+    _cleanup_free_ uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    runtime__v1__pull_image_request__pack(&req, buf);
+    v.json = ctl->out == CTL_OUT_JSON;
+    v.tty = isatty(STDOUT_FILENO) == 1;
+    int status, rc = 0;
+    _cleanup_free_ char *msg = NULL;
+    /* Pulls can be slow: no deadline unless --timeout was given. */
+    rc = hp_client_stream(c, "/hpcri.v1.Admin/PullImage", buf, len, ctl_timeout(ctl, 0),
+                          pull_on_msg, &v, &status, &msg, err);
+    if (v.drawn)
+        printf("\n");
+    if (rc == 0 && status != HP_OK)
+        rc = hp_err_set(err, status, "%s", msg ? msg : "pull failed");
+    else if (rc == 0 && v.final == NULL)
+        rc = hp_err_set(err, HP_INTERNAL, "pull: the stream ended without an image id");
+    if (rc == 0) {
+        if (v.json)
+            rc = ctl_print_json(PBM(v.final), err);
+        else if (v.quiet)
+            printf("%s\n", v.final->image_id);
+        else
+            printf("Image is up to date for %s\n", v.final->image_id);
+    }
+    if (v.final)
+        hpcri__v1__pull_progress__free_unpacked(v.final, NULL);
     return rc;
 }
 

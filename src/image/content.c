@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,13 @@ struct hp_content {
     int blobs256, blobs512; /* blobs/sha256, blobs/sha512 */
     int layersfd;           /* layers/sha256 */
     int tmpfd, locksfd;
+    bool deferred_sync; /* hp_content_defer_sync: no fsync/syncfs per blob or layer */
 };
+
+/* Start writeback of every this many dirty bytes of a file being written, so
+ * that the disk works while the download goes on and the final fsync/syncfs
+ * only waits for the tail. */
+#define WRITEBACK_CHUNK (8u << 20)
 
 struct hp_content_writer {
     hp_content *cs;
@@ -33,6 +40,7 @@ struct hp_content_writer {
     const char *hex; /* into digest */
     int64_t size;
     uint64_t written;
+    uint64_t kicked; /* writeback started up to here */
     EVP_MD_CTX *md;
 };
 
@@ -222,6 +230,19 @@ static int exists_at(int dirfd, const char *name)
 
 /* ---- blobs ---- */
 
+void hp_content_defer_sync(hp_content *cs)
+{
+    cs->deferred_sync = true;
+}
+
+int hp_content_sync(hp_content *cs, hp_err *err)
+{
+    if (syncfs(cs->rootfd) < 0)
+        return hp_err_sys(err, errno == ENOSPC ? HP_RESOURCE_EXHAUSTED : HP_INTERNAL,
+                          "content store: syncfs %s", cs->root);
+    return 0;
+}
+
 int hp_content_has(hp_content *cs, const char *digest)
 {
     int dfd;
@@ -326,6 +347,13 @@ int hp_content_write(hp_content_writer *w, const void *buf, size_t len, hp_err *
         p += n;
         len -= (size_t)n;
     }
+    if (w->written - w->kicked >= WRITEBACK_CHUNK) {
+        /* Only a hint: errors (e.g. ESPIPE on odd file systems) are ignored,
+         * the fsync or syncfs at the end reports real I/O errors. */
+        (void)sync_file_range(w->fd, (off64_t)w->kicked, (off64_t)(w->written - w->kicked),
+                              SYNC_FILE_RANGE_WRITE);
+        w->kicked = w->written;
+    }
     return 0;
 }
 
@@ -356,7 +384,7 @@ int hp_content_commit(hp_content_writer *w, hp_err *err)
                    w->digest, (long long)w->size, actual, (unsigned long long)w->written);
         goto out;
     }
-    if (fchmod(w->fd, 0444) < 0 || fsync(w->fd) < 0) {
+    if (fchmod(w->fd, 0444) < 0 || (!w->cs->deferred_sync && fsync(w->fd) < 0)) {
         hp_err_sys(err, HP_INTERNAL, "blob %s: fsync", w->digest);
         goto out;
     }
@@ -365,7 +393,7 @@ int hp_content_commit(hp_content_writer *w, hp_err *err)
         goto out;
     }
     w->tmpname[0] = '\0';
-    if (fsync(dfd) < 0)
+    if (!w->cs->deferred_sync && fsync(dfd) < 0)
         hp_warn("content store: fsync blobs directory: %s", strerror(errno));
     rc = 0;
 out:
@@ -501,14 +529,14 @@ int hp_content_layer_ensure(hp_content *cs, const char *key, hp_content_fill_fn 
         hp_err_wrap(err, "layer %s", key);
         goto out;
     }
-    if (syncfs(dfd) < 0)
+    if (!cs->deferred_sync && syncfs(dfd) < 0)
         hp_warn("content store: syncfs: %s", strerror(errno));
     if (renameat(cs->tmpfd, tmpname, cs->layersfd, hex) < 0) {
         hp_err_sys(err, HP_INTERNAL, "layer %s: rename into place", key);
         goto out;
     }
     made = 0;
-    if (fsync(cs->layersfd) < 0)
+    if (!cs->deferred_sync && fsync(cs->layersfd) < 0)
         hp_warn("content store: fsync layers directory: %s", strerror(errno));
     rc = 0;
 out:

@@ -12,8 +12,10 @@
  *  - A blob becomes visible only complete and verified: data goes to a temp
  *    file while sha256/sha512 (OpenSSL EVP) and the byte count are computed;
  *    commit checks both, fsyncs the file, renames it into place and fsyncs the
- *    directory.  A mismatch deletes the temp file and fails with DATA_LOSS
- *    naming the expected and actual digest and size.
+ *    directory (unless hp_content_defer_sync).  Writeback is started every
+ *    8 MiB while writing (sync_file_range), so the final sync is short.  A
+ *    mismatch deletes the temp file and fails with DATA_LOSS naming the
+ *    expected and actual digest and size.
  *  - One writer per digest, across threads and processes: hp_content_begin
  *    takes an exclusive flock on the digest's lock file and then looks again;
  *    a concurrent caller waits and finds the blob present (already_present),
@@ -45,6 +47,18 @@ typedef struct hp_content_writer hp_content_writer;
  * caller owns and frees with hp_content_free, or NULL with err set. */
 hp_content *hp_content_new(const char *root, hp_err *err);
 void hp_content_free(hp_content *cs);
+
+/* Deferred durability (the image service uses it): blobs and unpacked layers
+ * are published without the per-blob fsync and per-layer syncfs; the caller
+ * makes them durable with hp_content_sync before relying on them across a
+ * crash, and cleans up after a crash in between (service.c: the "unsynced"
+ * marker).  Call once, right after hp_content_new, before other threads use
+ * cs. */
+void hp_content_defer_sync(hp_content *cs);
+
+/* syncfs(2) of the file system holding the store: every blob and layer
+ * written so far is durable when it returns 0. */
+int hp_content_sync(hp_content *cs, hp_err *err);
 
 /* Start writing blob `digest` ("sha256:<hex>" or "sha512:<hex>") of `size`
  * bytes (size < 0: unknown, not checked).  When the blob is already stored

@@ -17,6 +17,7 @@
 
 struct hp_image_service {
     char *dir;
+    int dirfd; /* dir, for the "unsynced" marker (service.c) */
     hp_store *store;
     hp_content *cs;
     pthread_mutex_t mu;

@@ -134,7 +134,76 @@ static int decode_auth(const char *b64, char **user, char **pass, hp_err *err)
 
 /* ---- layer downloads ---------------------------------------------------- */
 
+/* Progress reporting state (see hp_pull_progress_fn); fn NULL = none. */
+struct prog {
+    hp_pull_progress_fn fn;
+    void *ud;
+    pthread_mutex_t mu; /* serialises reports and guards the fields below */
+    const struct hp_descriptor *layers;
+    size_t n;
+    uint64_t *done; /* per layer, n entries (owned) */
+    uint64_t sum, total;
+    size_t blobs_done, layers_done;
+    size_t last_layer;
+    double last_report;
+};
+
+/* Report now (force) or when HP_PULL_PROGRESS_MS passed.  Under pr->mu. */
+static void prog_report_locked(struct prog *pr, bool force)
+{
+    double t = now_s();
+    struct hp_pull_progress ev = {
+        .phase = pr->blobs_done < pr->n ? HP_PULL_DOWNLOADING : HP_PULL_UNPACKING,
+        .layer_index = pr->last_layer,
+        .layer_count = pr->n,
+        .layers_done = pr->layers_done,
+        .bytes_done = pr->sum,
+        .bytes_total = pr->total,
+    };
+    if (!force && t - pr->last_report < HP_PULL_PROGRESS_MS / 1000.0)
+        return;
+    if (pr->n > 0)
+        ev.layer_digest = pr->layers[pr->last_layer].digest;
+    pr->last_report = t;
+    pr->fn(pr->ud, &ev);
+}
+
+/* Layer i has `done` bytes (monotonic per layer); `blob_done`: it is stored,
+ * `applied`: its chain dir is built. */
+static void prog_layer(struct prog *pr, size_t i, uint64_t done, bool blob_done, bool applied)
+{
+    if (pr == NULL || pr->fn == NULL)
+        return;
+    pthread_mutex_lock(&pr->mu);
+    if (blob_done)
+        done = (uint64_t)pr->layers[i].size;
+    if (done > pr->done[i]) {
+        pr->sum += done - pr->done[i];
+        pr->done[i] = done;
+    }
+    if (blob_done)
+        pr->blobs_done++;
+    if (applied)
+        pr->layers_done++;
+    pr->last_layer = i;
+    prog_report_locked(pr, blob_done || applied);
+    pthread_mutex_unlock(&pr->mu);
+}
+
+struct layer_prog {
+    struct prog *pr;
+    size_t i;
+};
+
+static void on_blob_progress(void *ud, uint64_t done, uint64_t total)
+{
+    struct layer_prog *lp = ud;
+    (void)total;
+    prog_layer(lp->pr, lp->i, done, false, false);
+}
+
 struct dl {
+    struct prog *prog;
     hp_image_service *svc;
     hp_puller *p;
     const char *host, *repo;
@@ -160,6 +229,13 @@ static int fetch_blob(struct dl *d, size_t i, hp_err *err)
     hp_content_writer *w = NULL;
     int present = 0;
     double t0 = now_s(), dt;
+    struct hp_pull_opts o = *d->opts;
+    struct layer_prog lp = {d->prog, i};
+    o.sink_verifies = true; /* hp_content_commit checks digest and size */
+    if (d->prog && d->prog->fn) {
+        o.progress = on_blob_progress;
+        o.progress_ud = &lp;
+    }
     if (hp_content_begin(d->svc->cs, l->digest, l->size, &w, &present, err) < 0)
         return -1;
     if (present) {
@@ -169,8 +245,8 @@ static int fetch_blob(struct dl *d, size_t i, hp_err *err)
     }
     hp_info("pull %s/%s: layer %zu/%zu %s: downloading %lld bytes (%s)", d->host, d->repo, i + 1,
             d->n, l->digest, (long long)l->size, hp_compression_name(l->compression));
-    if (hp_registry_get_blob(d->p->reg, d->host, d->repo, l->digest, l->size, d->opts, sink, w,
-                             err) < 0) {
+    if (hp_registry_get_blob(d->p->reg, d->host, d->repo, l->digest, l->size, &o, sink, w, err) <
+        0) {
         hp_content_abort(w);
         return hp_err_wrap(err, "layer %s", l->digest);
     }
@@ -198,6 +274,8 @@ static void *dl_worker(void *arg)
         i = d->next++;
         pthread_mutex_unlock(&d->mu);
         rc = fetch_blob(d, i, &e);
+        if (rc == 0)
+            prog_layer(d->prog, i, 0, true, false);
         pthread_mutex_lock(&d->mu);
         d->status[i] = rc < 0 ? -1 : 1;
         if (rc < 0)
@@ -250,6 +328,7 @@ static int fetch_layers(struct dl *d, char **diff_ids, hp_err *err)
             rc = -1;
             break;
         }
+        prog_layer(d->prog, i, 0, false, true);
         memcpy(parent, chain, sizeof chain);
     }
 join:
@@ -261,9 +340,10 @@ join:
 /* ---- the pull ----------------------------------------------------------- */
 
 int hp_image_pull(hp_image_service *svc, hp_puller *p, const char *image,
-                  const struct hp_pull_auth *auth, const atomic_bool *cancel, char **image_id,
-                  hp_err *err)
+                  const struct hp_pull_auth *auth, const atomic_bool *cancel,
+                  hp_pull_progress_fn progress, void *progress_ud, char **image_id, hp_err *err)
 {
+    struct prog pr = {.fn = progress, .ud = progress_ud};
     hp_imgref ref;
     struct hp_registry_creds creds = {0};
     struct hp_pull_opts opts = {.cancel = cancel};
@@ -297,6 +377,11 @@ int hp_image_pull(hp_image_service *svc, hp_puller *p, const char *image,
     }
 
     hp_info("pull %s: resolving %s/%s:%s", image, ref.domain, ref.path, ref.api_ref);
+    pthread_mutex_init(&pr.mu, NULL);
+    if (progress) {
+        struct hp_pull_progress ev = {.phase = HP_PULL_RESOLVING};
+        progress(progress_ud, &ev);
+    }
     hp_image_op_begin(svc);
     if (hp_registry_resolve(p->reg, ref.domain, ref.path, ref.api_ref, &p->platform, &opts, &res,
                             err) < 0) {
@@ -317,6 +402,7 @@ int hp_image_pull(hp_image_service *svc, hp_puller *p, const char *image,
             id, res.manifest.n_layers, (long long)size);
     {
         struct dl d = {
+            .prog = &pr,
             .svc = svc,
             .p = p,
             .host = ref.domain,
@@ -329,7 +415,18 @@ int hp_image_pull(hp_image_service *svc, hp_puller *p, const char *image,
         d.errs = calloc(d.n + 1, sizeof *d.errs);
         pthread_mutex_init(&d.mu, NULL);
         pthread_cond_init(&d.cv, NULL);
-        if (d.status == NULL || d.errs == NULL)
+        pr.layers = d.layers;
+        pr.n = d.n;
+        pr.total = 0;
+        for (size_t i = 0; i < d.n; i++)
+            pr.total += (uint64_t)d.layers[i].size;
+        pr.done = calloc(d.n + 1, sizeof *pr.done);
+        if (progress && pr.done) {
+            pthread_mutex_lock(&pr.mu);
+            prog_report_locked(&pr, true);
+            pthread_mutex_unlock(&pr.mu);
+        }
+        if (d.status == NULL || d.errs == NULL || pr.done == NULL)
             rc = hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
         else
             rc = fetch_layers(&d, res.config.diff_ids, err);
@@ -337,6 +434,8 @@ int hp_image_pull(hp_image_service *svc, hp_puller *p, const char *image,
         pthread_mutex_destroy(&d.mu);
         free(d.status);
         free(d.errs);
+        free(pr.done);
+        pr.done = NULL;
         if (rc < 0) {
             hp_err_wrap(err, "pull %s", image);
             goto out;
@@ -366,11 +465,27 @@ int hp_image_pull(hp_image_service *svc, hp_puller *p, const char *image,
         hp_info("pull %s: done: %s, %lld bytes in %.2fs (%.1f MB/s)", image, id, (long long)size,
                 dt, dt > 0 ? (double)size / 1e6 / dt : 0.0);
     }
+    if (progress) {
+        struct hp_pull_progress ev = {
+            .phase = HP_PULL_DONE,
+            .layer_count = res.manifest.n_layers,
+            .layers_done = res.manifest.n_layers,
+            .bytes_done = pr.total,
+            .bytes_total = pr.total,
+            .image_id = id,
+        };
+        if (res.manifest.n_layers > 0) {
+            ev.layer_index = res.manifest.n_layers - 1;
+            ev.layer_digest = res.manifest.layers[ev.layer_index].digest;
+        }
+        progress(progress_ud, &ev);
+    }
     *image_id = hp_steal_ptr(&id);
     rc = 0;
 out:
     hp_resolved_image_free(&res);
     hp_image_op_end(svc);
+    pthread_mutex_destroy(&pr.mu);
 out_ref:
     if (pass)
         explicit_bzero(pass, strlen(pass));

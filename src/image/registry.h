@@ -85,6 +85,10 @@ struct hp_pull_opts {
     const atomic_bool *cancel;             /* set to true to abort (HP_CANCELLED); may be NULL */
     hp_progress_fn progress;               /* may be NULL */
     void *progress_ud;
+    /* Blobs only: the sink verifies digest and size itself (the content
+     * store's writer does), so the bytes are not hashed twice; the size is
+     * still checked here. */
+    bool sink_verifies;
 };
 
 /* A fetched manifest document, owned: free with hp_fetched_manifest_free(). */

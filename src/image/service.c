@@ -40,6 +40,10 @@ static void remove_stale_imports(const char *dir)
     }
 }
 
+#define UNSYNCED_MARKER "unsynced"
+
+static int gc_locked_run(hp_image_service *svc, hp_err *err);
+
 hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err *err)
 {
     hp_image_service *svc = calloc(1, sizeof *svc);
@@ -50,6 +54,7 @@ hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err
     }
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
+    svc->dirfd = -1;
     svc->store = store;
     if (mkdir(svc->dir, 0700) < 0 && errno != EEXIST) {
         hp_err_sys(err, HP_INTERNAL, "cannot create %s", svc->dir);
@@ -63,6 +68,26 @@ hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err
         hp_image_service_free(svc);
         return NULL;
     }
+    hp_content_defer_sync(svc->cs);
+    svc->dirfd = open(svc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (svc->dirfd < 0) {
+        hp_err_sys(err, HP_INTERNAL, "cannot open %s", svc->dir);
+        hp_image_service_free(svc);
+        return NULL;
+    }
+    if (faccessat(svc->dirfd, UNSYNCED_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        /* A pull or import was running when the daemon (or the machine)
+         * died: blobs and chain dirs it published may have lost their data.
+         * Recorded images were synced before being recorded, so everything
+         * no image references goes. */
+        hp_err e = HP_ERR_INIT;
+        hp_info("image store: interrupted pull or import: collecting what it left");
+        svc->gc_running = true;
+        if (gc_locked_run(svc, &e) < 0)
+            hp_warn("image garbage collection: %s", e.msg);
+        if (hp_content_sync(svc->cs, &e) == 0)
+            unlinkat(svc->dirfd, UNSYNCED_MARKER, 0);
+    }
     return svc;
 }
 
@@ -71,6 +96,8 @@ void hp_image_service_free(hp_image_service *svc)
     if (svc == NULL)
         return;
     hp_content_free(svc->cs);
+    if (svc->dirfd >= 0)
+        close(svc->dirfd);
     pthread_cond_destroy(&svc->cv);
     pthread_mutex_destroy(&svc->mu);
     free(svc->dir);
@@ -89,21 +116,48 @@ int hp_image_service_usage(hp_image_service *svc, uint64_t *bytes, uint64_t *ino
 
 /* ---- operations vs. garbage collection --------------------------------- */
 
+/* Durability: the content store publishes blobs and chain dirs without a
+ * sync each (hp_content_defer_sync).  While any pull or import runs, the
+ * marker file UNSYNCED_MARKER exists (created durably before anything is
+ * published); hp_image_commit syncs the file system before recording an
+ * image; the last op to end syncs and removes the marker.  A crash in between
+ * leaves the marker: the next start collects everything no image references
+ * (hp_image_service_new). */
+static void marker_create_locked(hp_image_service *svc)
+{
+    int fd = openat(svc->dirfd, UNSYNCED_MARKER, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fsync(fd) < 0 || fsync(svc->dirfd) < 0)
+        hp_warn("image store: marker %s/%s: %s", svc->dir, UNSYNCED_MARKER, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+static void marker_remove_locked(hp_image_service *svc)
+{
+    hp_err e = HP_ERR_INIT;
+    if (hp_content_sync(svc->cs, &e) < 0) {
+        hp_warn("image store: %s", e.msg); /* keep the marker: collected at next start */
+        return;
+    }
+    unlinkat(svc->dirfd, UNSYNCED_MARKER, 0);
+}
+
 void hp_image_op_begin(hp_image_service *svc)
 {
     pthread_mutex_lock(&svc->mu);
     while (svc->gc_running)
         pthread_cond_wait(&svc->cv, &svc->mu);
-    svc->active++;
+    if (svc->active++ == 0)
+        marker_create_locked(svc);
     pthread_mutex_unlock(&svc->mu);
 }
-
-static int gc_locked_run(hp_image_service *svc, hp_err *err);
 
 void hp_image_op_end(hp_image_service *svc)
 {
     bool run = false;
     pthread_mutex_lock(&svc->mu);
+    if (svc->active == 1)
+        marker_remove_locked(svc); /* mostly clean already: commit synced */
     svc->active--;
     if (svc->active == 0 && svc->gc_pending && !svc->gc_running) {
         svc->gc_pending = false;
@@ -359,6 +413,10 @@ int hp_image_commit(hp_image_service *svc, const struct hp_image_new *im, hp_err
     rec.config_json = (char *)im->config_json;
     rec.layers = layers;
     rec.n_layers = im->n_layers;
+    /* Every blob and chain dir the record points to must be durable first
+     * (they were published without a sync each). */
+    if (hp_content_sync(svc->cs, err) < 0)
+        goto out;
     rc = hp_store_image_upsert(svc->store, &rec, err);
     if (rc == 0)
         hp_info("image %s recorded (%zu layers, %lld bytes)%s%s", im->id, im->n_layers,

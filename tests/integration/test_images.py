@@ -382,6 +382,69 @@ def test_concurrent_pulls_share_blobs(reg, env):
     assert log.count("%s: downloading" % imgs[0]["layers"][0]["digest"]) == 1
 
 
+CTL = os.environ.get("HPCRI_CTL", os.path.join(BUILD, "hpcri-ctl"))
+
+
+def admin_pull(c, image, timeout=120):
+    """hpcri.v1.Admin/PullImage: the list of PullProgress messages."""
+    fn = c.channel.unary_stream("/hpcri.v1.Admin/PullImage",
+                                request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=hpcri_pb2.PullProgress.FromString)
+    req = api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image))
+    return list(fn(req, timeout=timeout))
+
+
+def test_admin_pull_progress_stream_and_ctl(reg, env):
+    d, c = env
+    layers = [(tar([("l%d" % i, "file", os.urandom(6 << 20))]), "gzip", L_GZ) for i in range(4)]
+    img = push(reg, "test/progress", "v1", layers)
+    total = sum(l["size"] for l in img["layers"])
+    name = reg.host + "/test/progress:v1"
+
+    msgs = admin_pull(c, name)
+    P = hpcri_pb2.PullProgress
+    assert len(msgs) >= 6, msgs
+    assert msgs[0].phase == P.RESOLVING
+    phases = [m.phase for m in msgs]
+    assert phases == sorted(phases), phases  # resolving, downloading, unpacking, done
+    done = [m.bytes_done for m in msgs]
+    assert done == sorted(done) and done[-1] == total, done
+    assert all(m.bytes_total == total for m in msgs[1:])
+    assert all(m.layer_count == 4 for m in msgs[1:])
+    assert [m.layers_done for m in msgs] == sorted(m.layers_done for m in msgs)
+    assert {m.layer_digest for m in msgs if m.layer_digest} <= {l["digest"] for l in img["layers"]}
+    last = msgs[-1]
+    assert last.phase == P.DONE and last.layers_done == 4
+    assert last.image_id == img["config_digest"]
+    assert all(m.image_id == "" for m in msgs[:-1])
+    # the CRI PullImage of the same image (now warm) gives the same id
+    assert pull(c, name) == last.image_id
+    assert status(c, name).image.id == last.image_id
+    warm = admin_pull(c, name)
+    assert warm[-1].phase == P.DONE and warm[-1].image_id == last.image_id
+    assert warm[-1].bytes_done == total
+
+    # hpcri-ctl pull: plain lines (not a tty) ending with the id; --quiet: the id only
+    remove(c, name)
+    argv = [CTL, "--socket", d.socket, "pull", name]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "\r" not in res.stdout
+    lines = res.stdout.splitlines()
+    assert lines[-1] == "Image is up to date for " + img["config_digest"], res.stdout
+    assert any("layers" in l and "MB" in l for l in lines[:-1]), res.stdout
+    res = subprocess.run(argv[:-1] + ["--quiet", name], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout == img["config_digest"] + "\n", res
+    # a failing pull ends the stream with the error status
+    res = subprocess.run(argv[:-1] + ["-q", reg.host + "/test/progress:nope"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "NOT_FOUND" in res.stderr, res
+    with pytest.raises(grpc.RpcError) as e:
+        admin_pull(c, reg.host + "/test/progress:nope")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 def test_kill_mid_pull_then_pull_completes(reg, daemon_factory, tmp_path):
     big = tar([("big", "file", os.urandom(200 << 20))])
     small = tar([("small", "file", b"s")])
@@ -408,10 +471,16 @@ def test_kill_mid_pull_then_pull_completes(reg, daemon_factory, tmp_path):
         fut.result()
     c.close()
     assert img["layers"][1]["digest"][7:] not in blob_files(d)
-    # restart on the same root
+    # blobs and chain dirs are published unsynced while a pull runs: the marker says so
+    marker_file = os.path.join(d.root, "images", "unsynced")
+    assert os.path.exists(marker_file)
+    # restart on the same root: what the interrupted pull left is collected
     d2 = daemon_factory(config=conf, sub="a", start=False)
     d2.start()
     c2 = Cri(d2.socket)
+    assert "interrupted pull or import" in d2.read_log()
+    assert not os.path.exists(marker_file)
+    assert blob_files(d2) == [] and chain_dirs(d2) == []
     assert len(c2.ListImages().images) == 0
     assert status(c2, name).image.id == ""
     assert pull(c2, name) == img["config_digest"]
@@ -420,6 +489,7 @@ def test_kill_mid_pull_then_pull_completes(reg, daemon_factory, tmp_path):
     assert os.path.getsize(os.path.join(root, "big")) == 200 << 20
     tmp = os.path.join(d2.root, "images", "tmp")
     assert not os.path.isdir(tmp) or os.listdir(tmp) == []
+    assert not os.path.exists(marker_file)  # synced and removed by the last op
     c2.close()
 
 
