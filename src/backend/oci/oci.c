@@ -575,72 +575,6 @@ static char *runc_state_dir(oci_be *be, const char *rid)
     return pathf("%s/%s", be->runtime_root ? be->runtime_root : "/run/runc", rid);
 }
 
-/* What `runc start` does, without running runc (~40 ms): the created
- * container's init (runc init) blocks opening <state>/exec.fifo for writing;
- * opening it for reading lets it write one byte and exec the process (the
- * fifo's write end is close-on-exec: EOF = exec'd).  Then the fifo is
- * removed, which is how runc tells "running" from "created".  Returns 0
- * started, 1 when `runtime start` must do it (not runc, no fifo: not in the
- * created state, no verified pidfd of the init), -1 with err when the init
- * died before it could be started. */
-static int fast_start(oci_be *be, const char *rid, const char *bundle, hp_err *err)
-{
-    _cleanup_free_ char *dir = runc_state_dir(be, rid);
-    _cleanup_free_ char *fifo = dir ? pathf("%s/exec.fifo", dir) : NULL;
-    if (!fifo)
-        return 1;
-    _cleanup_close_ int pidfd = open_init_pidfd(bundle, read_pid(bundle));
-    if (pidfd < 0)
-        return 1;
-    _cleanup_close_ int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISFIFO(sb.st_mode))
-        return 1;
-    int64_t deadline = mono_ms() + RUNTIME_TIMEOUT_MS;
-    size_t got = 0;
-    bool dead = false;
-    for (;;) {
-        char buf[64];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n > 0) {
-            got += (size_t)n;
-            continue;
-        }
-        if (n == 0 && got > 0)
-            break; /* written and exec'd */
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return hp_err_sys(err, HP_INTERNAL, "read %s", fifo);
-        /* n == 0 without data: no writer yet (or it died); EAGAIN: written,
-         * not exec'd yet */
-        if (dead)
-            break;
-        int64_t left = deadline - mono_ms();
-        if (left <= 0)
-            return hp_err_set(err, HP_DEADLINE_EXCEEDED, "starting %s: timed out", rid);
-        struct pollfd pf[2] = {{fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
-        if (poll(pf, 2, (int)(left > 100 ? 100 : left)) < 0 && errno != EINTR)
-            return hp_err_sys(err, HP_INTERNAL, "poll");
-        /* the init exited: read what it may have written, then stop */
-        if (pf[1].revents & POLLIN)
-            dead = true;
-    }
-    if (got == 0)
-        return hp_err_set(err, HP_FAILED_PRECONDITION,
-                          "starting %s: the container process is already dead", rid);
-    if (unlink(fifo) < 0 && errno != ENOENT)
-        return hp_err_sys(err, HP_INTERNAL, "remove %s", fifo);
-    return 0;
-}
-
-/* Start a created container: fast_start, else `runtime start`. */
-static int start_rid(oci_be *be, const char *rid, const char *bundle, hp_err *err)
-{
-    int rc = fast_start(be, rid, bundle, err);
-    if (rc <= 0)
-        return rc;
-    return runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err);
-}
-
 /* rmdir of a cgroup directory; the kernel may still be detaching the tasks
  * of a container that has just exited (EBUSY for a few ms).  0 or -1. */
 static int rmdir_cgroup(const char *path)
@@ -890,7 +824,7 @@ static int oci_sandbox_run(hp_backend *b, hp_be_pod *pod, hp_err *err)
     if (conmon_create(be, rid, bundle, logp, false, false, err) < 0)
         goto fail;
     record_pid_start(bundle);
-    if (start_rid(be, rid, bundle, err) < 0)
+    if (runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err) < 0)
         goto fail;
     pid_t pid = read_pid(bundle);
     free(pod->backend_state);
@@ -1162,7 +1096,7 @@ static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
     /* taken before the start so that started_at <= finished_at always holds */
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%" PRId64, now_ns());
-    if (start_rid(be, c->id, dir, err) < 0)
+    if (runtime_ok(be, (const char *[]){"start", c->id, NULL}, "start", err) < 0)
         return -1;
     _cleanup_free_ char *sf = pathf("%s/started", dir);
     if (write_file(sf, buf, (size_t)n, err) < 0)
