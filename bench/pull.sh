@@ -75,7 +75,7 @@ dd_bps=$(echo "$dd_out" | awk '{ for (i = 1; i <= NF; i++) if ($i == "s,") t = $
 # What the disk alone needs to write the unpacked bytes, and how far a pull is
 # from it (the goal: ratio <= 1.5).
 dd_time=$(echo "scale=3; $unpacked / $dd_bps" | bc)
-ratio() { echo "scale=2; $1 / $dd_time" | bc; }
+ratio() { printf "%.2f" "$(echo "scale=3; $1 / $dd_time" | bc)"; }
 
 mbs() { [ "$1" = - ] && echo - || echo "scale=1; $bytes / 1000000 / $1" | bc; }
 printf '\nimage: %s, %s bytes in 5 gzip layers (incompressible)\n\n' "$image" "$bytes"
