@@ -288,6 +288,9 @@ static int conmon_create(oci_be *be, const char *id, const char *bundle, const c
     argv[n++] = id;
     argv[n++] = "--exit-dir";
     argv[n++] = be->exits;
+    /* conmon writes its files (e.g. "oom") here, not in the daemon's cwd */
+    argv[n++] = "--persist-dir";
+    argv[n++] = bundle;
     argv[n++] = "--socket-dir-path";
     argv[n++] = be->socks;
     argv[n++] = "-l";
@@ -322,6 +325,7 @@ static int conmon_create(oci_be *be, const char *id, const char *bundle, const c
     po.stdout_fd = nul;
     po.stderr_fd = efd;
     po.timeout_ms = RUNTIME_TIMEOUT_MS;
+    po.cwd = bundle; /* conmon drops files (e.g. "oom") in its working directory */
     hp_proc_result r;
     if (hp_proc_run((char *const *)argv, &po, &r, err) < 0)
         return -1;

@@ -163,6 +163,8 @@ int hp_proc_run(char *const *argv, const hp_proc_opts *opts, hp_proc_result *res
         } else {
             syscall(SYS_close_range, 3, ~0U, 0);
         }
+        if (opts->cwd && chdir(opts->cwd) < 0)
+            _exit(127);
         execve(argv[0], argv, env);
         _exit(127);
     }

@@ -20,11 +20,12 @@ typedef struct hp_proc_opts {
     int64_t timeout_ms;       /* <= 0: no timeout */
     size_t max_output;        /* per stream; 0 = 1 MiB */
     const char *kill_pidfile; /* on timeout, also SIGKILL the pid written in this file */
+    const char *cwd;          /* child's working directory; NULL = the daemon's */
 } hp_proc_opts;
 
 #define HP_PROC_OPTS_INIT                                                                          \
     {                                                                                              \
-        NULL, -1, -1, -1, 0, 0, NULL                                                               \
+        NULL, -1, -1, -1, 0, 0, NULL, NULL                                                         \
     }
 
 typedef struct hp_proc_result {
