@@ -5,6 +5,7 @@ build/) on a unix socket in a temp dir, waits for the socket, and stops it by
 PID with SIGTERM at the end, asserting a clean exit and no sanitizer report.
 `cri` wraps a real python3-grpcio channel to that socket.
 """
+import json
 import os
 import signal
 import subprocess
@@ -55,17 +56,26 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise RuntimeError("hpcri exited with %d at start:\n%s" %
                                    (self.proc.returncode, self.read_log()))
-            if os.path.exists(self.socket):
-                try:
-                    with grpc.insecure_channel("unix:" + self.socket) as ch:
-                        grpc.channel_ready_future(ch).result(timeout=1)
-                    return self
-                except grpc.FutureTimeoutError:
-                    pass
+            if os.path.exists(self.socket) and self._serving_is_ours():
+                return self
             time.sleep(0.02)
         self.kill()
         raise RuntimeError("hpcri did not serve %s within %.0fs:\n%s" %
                            (self.socket, timeout, self.read_log()))
+
+    def _serving_is_ours(self):
+        """True once the socket is answered by *this* process (a stale socket
+        file, or one answered by another daemon, does not count)."""
+        try:
+            with grpc.insecure_channel("unix:" + self.socket) as ch:
+                grpc.channel_ready_future(ch).result(timeout=1)
+                status = ch.unary_unary(
+                    RUNTIME + "Status", request_serializer=api_pb2.StatusRequest.SerializeToString,
+                    response_deserializer=api_pb2.StatusResponse.FromString)
+                info = status(api_pb2.StatusRequest(verbose=True), timeout=5).info
+            return json.loads(info["info"]).get("pid") == self.proc.pid
+        except (grpc.FutureTimeoutError, grpc.RpcError, KeyError, ValueError):
+            return False
 
     def read_log(self):
         try:

@@ -182,8 +182,10 @@ def test_pod_container_logs_exec_gpu_stop(env):
                                          "echo first line; echo to-stderr >&2; "
                                          "while :; do sleep 0.2; done"])
     t0 = time.monotonic()
+    # stdout and stderr are separate pipes: wait for both lines
     log = wait_for(lambda: "first line" in read_log(env, "main", "main") and
-                   read_log(env, "main", "main"), 15, "first log line")
+                   "to-stderr" in read_log(env, "main", "main") and
+                   read_log(env, "main", "main"), 15, "first log lines")
     print("start->first log line %.2fs" % (time.monotonic() - t0))
     lines = log.splitlines()
     assert any(l.endswith(" stdout F first line") for l in lines), log
