@@ -470,6 +470,7 @@ int hp_cri_start_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err
     struct be_ctr x = {0};
     hp_ctr_rec *c;
     hp_ctr_status st = {0};
+    hp_be_status bs = {0};
     int rc = -1;
 
     if (in == NULL)
@@ -501,8 +502,8 @@ int hp_cri_start_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err
     st.started_at = now_ns();
     {
         /* a short-lived process may be gone already: record its exit now,
-         * since the exit notification saw a container not yet running */
-        hp_be_status bs = {0};
+         * since the exit notification saw a container not yet running
+         * (bs lives at function scope: st points into it) */
         hp_err e2 = HP_ERR_INIT;
         if (x.be->ops->container_status(x.be, &x.bc, &bs, &e2) == 0 && bs.state == HP_CTR_EXITED) {
             st.state = HP_CTR_EXITED;
