@@ -224,6 +224,7 @@ static void daemon_fini(hp_daemon *d)
     pthread_rwlock_destroy(&d->cfg_lock);
     pthread_mutex_destroy(&d->be_lock);
     pthread_mutex_destroy(&d->ev_lock);
+    pthread_mutex_destroy(&d->exit_lock);
     free(d->pause_path);
     free(d->config_path);
     free(d->socket_path);
@@ -301,6 +302,7 @@ int main(int argc, char **argv)
     pthread_rwlock_init(&d.cfg_lock, NULL);
     pthread_mutex_init(&d.be_lock, NULL);
     pthread_mutex_init(&d.ev_lock, NULL);
+    pthread_mutex_init(&d.exit_lock, NULL);
     d.config_path = config ? strdup(config) : default_config_path();
     d.cfg = d.config_path ? hp_config_load(d.config_path, getuid(), &err)
                           : hp_config_default(getuid(), &err);

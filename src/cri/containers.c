@@ -199,6 +199,34 @@ static int save_status(hp_daemon *d, const hp_ctr_rec *c, const hp_be_status *st
     return hp_store_ctr_set_status(d->store, c->id, &s, err);
 }
 
+/* Record an exit exactly once: the exit watcher (loop thread), a status
+ * refresh and StopContainer (workers) may all see the same exit.  Under
+ * exit_lock, the store decides: only a container still RUNNING/UNKNOWN there
+ * takes the exit and emits STOPPED.  Returns 1 when this call recorded it,
+ * 0 when it was already recorded, -1 on error. */
+static int record_exit(hp_daemon *d, const hp_ctr_rec *c, const hp_be_status *st, hp_err *err)
+{
+    hp_ctr_rec *now;
+    int rc = 0;
+
+    pthread_mutex_lock(&d->exit_lock);
+    now = hp_store_ctr_get(d->store, c->id, err);
+    if (now == NULL) {
+        rc = -1;
+    } else if (now->state == HP_CTR_RUNNING || now->state == HP_CTR_UNKNOWN) {
+        if (save_status(d, now, st, err) < 0) {
+            rc = -1;
+        } else {
+            hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, now->id,
+                        now->pod_id);
+            rc = 1;
+        }
+    }
+    pthread_mutex_unlock(&d->exit_lock);
+    hp_ctr_rec_free(now);
+    return rc;
+}
+
 /* Ask the backend for a running container's state; persist and announce an
  * exit.  `c` is updated in place. */
 static void refresh(hp_daemon *d, hp_ctr_rec *c)
@@ -222,7 +250,7 @@ static void refresh(hp_daemon *d, hp_ctr_rec *c)
         free(c->message);
         c->reason = strdup(st.reason);
         c->message = strdup(st.message);
-    } else if (st.state == HP_CTR_EXITED && save_status(d, c, &st, &err) == 0) {
+    } else if (st.state == HP_CTR_EXITED && record_exit(d, c, &st, &err) >= 0) {
         /* Only an exit is final: UNKNOWN (process gone, exit status not yet
          * written by the monitor) is transient and asked again next time. */
         c->state = st.state;
@@ -232,8 +260,6 @@ static void refresh(hp_daemon *d, hp_ctr_rec *c)
         free(c->message);
         c->reason = strdup(st.reason);
         c->message = strdup(st.message);
-        hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, c->id,
-                    c->pod_id);
     }
     be_ctr_release(&x);
 }
@@ -246,10 +272,8 @@ void hp_cri_on_container_exit(void *ud, const char *container_id, const hp_be_st
     if (c == NULL)
         return;
     /* CREATED: StartContainer is still running and records the exit itself. */
-    if ((c->state == HP_CTR_RUNNING || c->state == HP_CTR_UNKNOWN) && st->state == HP_CTR_EXITED &&
-        save_status(d, c, st, &err) == 0)
-        hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, c->id,
-                    c->pod_id);
+    if ((c->state == HP_CTR_RUNNING || c->state == HP_CTR_UNKNOWN) && st->state == HP_CTR_EXITED)
+        record_exit(d, c, st, &err);
     hp_ctr_rec_free(c);
 }
 
@@ -277,9 +301,8 @@ int hp_cri_stop_container(hp_daemon *d, const hp_ctr_rec *c, int64_t timeout_s, 
         hp_err_set(err, HP_INTERNAL, "container %s has not exited 2 s after being killed", c->id);
         goto out;
     }
-    if (save_status(d, c, &st, err) < 0)
+    if (record_exit(d, c, &st, err) < 0)
         goto out;
-    hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, c->id, c->pod_id);
     rc = 0;
 out:
     be_ctr_release(&x);
@@ -514,13 +537,19 @@ int hp_cri_start_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err
             st.message = bs.message;
         }
     }
+    /* under exit_lock: an exit seen meanwhile is recorded (and announced)
+     * only after RUNNING and STARTED, never before */
+    pthread_mutex_lock(&d->exit_lock);
     if (hp_store_ctr_set_status(d->store, c->id, &st, err) < 0 ||
-        hp_store_ctr_set_backend_state(d->store, c->id, x.bc.backend_state, err) < 0)
+        hp_store_ctr_set_backend_state(d->store, c->id, x.bc.backend_state, err) < 0) {
+        pthread_mutex_unlock(&d->exit_lock);
         goto out;
+    }
     hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT, c->id, c->pod_id);
     if (st.state == HP_CTR_EXITED)
         hp_cri_emit(d, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STOPPED_EVENT, c->id,
                     c->pod_id);
+    pthread_mutex_unlock(&d->exit_lock);
     rc = hp_pb_reply(resp, &out, err);
 out:
     be_ctr_release(&x);

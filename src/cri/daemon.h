@@ -40,6 +40,8 @@ typedef struct hp_daemon {
     size_t n_backends;
     /* GetContainerEvents subscribers (events.c). */
     pthread_mutex_t ev_lock;
+    /* Serialises recording container exits (containers.c: record_exit). */
+    pthread_mutex_t exit_lock;
     hp_rpc_stream **subscribers; /* owned array of references */
     size_t n_subscribers;
     const char *opt_listen; /* command-line overrides (argv storage), NULL if not given */
