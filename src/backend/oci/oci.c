@@ -373,20 +373,28 @@ static pid_t read_pid(const char *bundle)
 }
 
 /* Start time of a process (field 22 of /proc/PID/stat, clock ticks since
- * boot), or -1 when it is gone. */
-static int64_t proc_start_time(pid_t pid)
+ * boot), or -1 when it is gone; *state (if given) gets field 3 (R, S, Z...). */
+static int64_t proc_stat_start(pid_t pid, char *state)
 {
     char p[64];
     snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
     _cleanup_free_ char *s = read_small(p);
     const char *rp = s ? strrchr(s, ')') : NULL;
     unsigned long long start = 0;
+    char st = 0;
     if (!rp || sscanf(rp + 2,
-                      "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+                      "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
                       "%*d %llu",
-                      &start) != 1)
+                      &st, &start) != 2)
         return -1;
+    if (state)
+        *state = st;
     return (int64_t)start;
+}
+
+static int64_t proc_start_time(pid_t pid)
+{
+    return proc_stat_start(pid, NULL);
 }
 
 /* After a successful create: remember the start time of the container's init
@@ -780,6 +788,172 @@ static int write_pod_files(oci_be *be, const char *dir, const Runtime__V1__PodSa
     return 0;
 }
 
+/* ---------- the pause process without a runtime (root) ----------
+ *
+ * As root the pod's namespaces are held by `hpcri-pause --spawn`, which
+ * unshares them itself (src/pause/pause.c): one fork+exec of a static binary
+ * instead of conmon + `runtime create` + `runtime start`.  The pause spec is
+ * still built (hp_oci_spec_pause) and is the single description of what the
+ * pause gets: its namespaces, hostname, sysctls, oom_score_adj and cgroup
+ * become the spawner's options.  Rootless pods keep the runtime: their pause
+ * also owns the user namespace with the subordinate id mapping.  The bundle
+ * holds `direct` (marker), `pidfile` and `pidstart`; the process is known by
+ * pid + start time, and no exit file is ever written for it. */
+
+static bool pause_is_direct(const char *bundle)
+{
+    _cleanup_free_ char *m = pathf("%s/direct", bundle);
+    return m && access(m, F_OK) == 0;
+}
+
+/* Run hpcri-pause --spawn with the options of `spec` (a pause spec without a
+ * user namespace); on success the pause's pid is in bundle/pidfile. */
+static int spawn_pause(oci_be *be, const char *bundle, json_t *spec, hp_err *err)
+{
+    const char *argv[16 + 2 * 128];
+    size_t n = 0;
+    char nsbuf[32] = "";
+    char oombuf[16];
+    argv[n++] = be->pause_path;
+    argv[n++] = "--spawn";
+    json_t *linux = json_object_get(spec, "linux");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(linux, "namespaces"), i, v)
+    {
+        const char *t = json_string_value(json_object_get(v, "type"));
+        const char *ns = !t                          ? NULL
+                         : strcmp(t, "network") == 0 ? "net"
+                         : strcmp(t, "ipc") == 0     ? "ipc"
+                         : strcmp(t, "uts") == 0     ? "uts"
+                         : strcmp(t, "pid") == 0     ? "pid"
+                                                     : NULL;
+        if (ns) {
+            if (nsbuf[0])
+                strcat(nsbuf, ",");
+            strcat(nsbuf, ns);
+        }
+    }
+    if (nsbuf[0]) {
+        argv[n++] = "--ns";
+        argv[n++] = nsbuf;
+    }
+    const char *host = json_string_value(json_object_get(spec, "hostname"));
+    if (host) {
+        argv[n++] = "--hostname";
+        argv[n++] = host;
+    }
+    json_t *sysctl = json_object_get(linux, "sysctl");
+    if (json_object_size(sysctl) > 128)
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "too many sysctls (%zu, at most 128)",
+                          json_object_size(sysctl));
+    char *kv[128];
+    size_t nkv = 0;
+    const char *k;
+    json_object_foreach(sysctl, k, v)
+    {
+        kv[nkv] = pathf("%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+        if (!kv[nkv])
+            break;
+        argv[n++] = "--sysctl";
+        argv[n++] = kv[nkv++];
+    }
+    snprintf(
+        oombuf, sizeof(oombuf), "%d",
+        (int)json_integer_value(json_object_get(json_object_get(spec, "process"), "oomScoreAdj")));
+    argv[n++] = "--oom-score-adj";
+    argv[n++] = oombuf;
+    const char *cg = json_string_value(json_object_get(linux, "cgroupsPath"));
+    if (cg) {
+        argv[n++] = "--cgroup";
+        argv[n++] = cg;
+    }
+    argv[n] = NULL;
+    hp_proc_opts po = HP_PROC_OPTS_INIT;
+    po.timeout_ms = 10000;
+    hp_proc_result r;
+    int rc = hp_proc_run((char *const *)argv, &po, &r, err);
+    for (size_t j = 0; j < nkv; j++)
+        free(kv[j]);
+    if (rc < 0)
+        return -1;
+    long pid = r.status == 0 && !r.timed_out ? strtol(r.out, NULL, 10) : 0;
+    if (pid <= 0) {
+        char msg[600];
+        hp_proc_err_summary(r.err, msg, sizeof(msg));
+        hp_proc_result_clear(&r);
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "starting the pod's pause process: %s",
+                          msg[0] ? msg : "no pid reported");
+    }
+    hp_proc_result_clear(&r);
+    char buf[32];
+    int len = snprintf(buf, sizeof(buf), "%ld", pid);
+    _cleanup_free_ char *pf = pathf("%s/pidfile", bundle);
+    _cleanup_free_ char *mk = pathf("%s/direct", bundle);
+    if (write_file(pf, buf, (size_t)len, err) < 0 || write_file(mk, "", 0, err) < 0) {
+        kill((pid_t)pid, SIGKILL);
+        return -1;
+    }
+    record_pid_start(bundle);
+    return 0;
+}
+
+/* The pod's pause is alive (and is the process that was started: pid +
+ * start time for a direct pause; no exit file for a runtime one).  *pidp
+ * gets its pid (0 if none was recorded). */
+static bool pause_running(oci_be *be, const char *pod_id, pid_t *pidp)
+{
+    _cleanup_free_ char *dir = pod_dir(be, pod_id);
+    _cleanup_free_ char *bundle = pathf("%s/pause", dir);
+    _cleanup_free_ char *rid = pathf(POD_PREFIX "%s", pod_id);
+    if (!bundle || !rid)
+        return false;
+    pid_t pid = read_pid(bundle);
+    if (pidp)
+        *pidp = pid;
+    if (pid <= 0)
+        return false;
+    if (!pause_is_direct(bundle))
+        return !exit_file_exists(be, rid) && pid_alive(pid);
+    _cleanup_free_ char *sf = pathf("%s/pidstart", bundle);
+    int64_t want = sf ? read_int_file(sf, -1) : -1;
+    char state = 0;
+    return want >= 0 && proc_stat_start(pid, &state) == want && state != 'Z' && state != 'X';
+}
+
+/* SIGKILL the pod's pause and wait until it is gone.  Idempotent. */
+static int stop_pause(oci_be *be, const char *pod_id, hp_err *err)
+{
+    _cleanup_free_ char *dir = pod_dir(be, pod_id);
+    _cleanup_free_ char *bundle = pathf("%s/pause", dir);
+    _cleanup_free_ char *rid = pathf(POD_PREFIX "%s", pod_id);
+    if (!bundle || !rid)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    /* the pause has no state to save: SIGKILL, like containerd (a SIGTERM
+     * could also arrive before hpcri-pause installed its handler and be
+     * dropped: it is PID 1 of its PID namespace) */
+    if (!pause_is_direct(bundle))
+        return stop_rid(be, rid, bundle, SIGKILL, 0, err);
+    _cleanup_close_ int pidfd = open_init_pidfd(bundle, read_pid(bundle));
+    if (pidfd < 0)
+        return 0; /* gone, or another process has its pid now */
+    if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+        return hp_err_sys(err, HP_INTERNAL, "kill the pause of pod %s", pod_id);
+    struct pollfd pf = {pidfd, POLLIN, 0};
+    int64_t deadline = mono_ms() + 10000;
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return hp_err_set(err, HP_INTERNAL, "the pause of pod %s did not exit after SIGKILL",
+                              pod_id);
+        int k = poll(&pf, 1, (int)left);
+        if (k > 0)
+            return 0;
+        if (k < 0 && errno != EINTR)
+            return hp_err_sys(err, HP_INTERNAL, "poll");
+    }
+}
+
 static int oci_sandbox_stop(hp_backend *b, hp_be_pod *pod, hp_err *err);
 static int oci_sandbox_remove(hp_backend *b, hp_be_pod *pod, hp_err *err);
 
@@ -804,10 +978,12 @@ static int oci_sandbox_run(hp_backend *b, hp_be_pod *pod, hp_err *err)
     if (stat(dir, &st) == 0)
         return hp_err_set(err, HP_ALREADY_EXISTS, "pod sandbox %s already exists in %s", pod->id,
                           dir);
-    if (mkdir_p(rootfs, 0755, err) < 0 || mkdir_p(shm, 01777, err) < 0)
+    /* a runtime's pause container gets an empty root with /pause bound in */
+    if (mkdir_p(be->rootless ? rootfs : bundle, 0755, err) < 0 || mkdir_p(shm, 01777, err) < 0)
         goto fail;
     chmod(shm, 01777);
-    if (write_pod_files(be, dir, pod->config, err) < 0 || write_file(pausef, "", 0, err) < 0)
+    if (write_pod_files(be, dir, pod->config, err) < 0 ||
+        (be->rootless && write_file(pausef, "", 0, err) < 0))
         goto fail;
     if (!be->rootless &&
         mount("shm", shm, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0) {
@@ -821,15 +997,22 @@ static int oci_sandbox_run(hp_backend *b, hp_be_pod *pod, hp_err *err)
     json_t *spec = hp_oci_spec_pause(pod->config, be->pause_path, &o, err);
     if (!spec)
         goto fail;
-    int rc = write_json(cfgpath, spec, err);
-    json_decref(spec);
-    if (rc < 0)
-        goto fail;
-    if (conmon_create(be, rid, bundle, logp, false, false, err) < 0)
-        goto fail;
-    record_pid_start(bundle);
-    if (runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err) < 0)
-        goto fail;
+    if (!be->rootless) {
+        int rc = spawn_pause(be, bundle, spec, err);
+        json_decref(spec);
+        if (rc < 0)
+            goto fail;
+    } else {
+        int rc = write_json(cfgpath, spec, err);
+        json_decref(spec);
+        if (rc < 0)
+            goto fail;
+        if (conmon_create(be, rid, bundle, logp, false, false, err) < 0)
+            goto fail;
+        record_pid_start(bundle);
+        if (runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err) < 0)
+            goto fail;
+    }
     pid_t pid = read_pid(bundle);
     free(pod->backend_state);
     pod->backend_state = pathf("{\"pid\":%d,\"pod_dir\":\"%s\"}", (int)pid, dir);
@@ -894,13 +1077,15 @@ static int oci_sandbox_stop(hp_backend *b, hp_be_pod *pod, hp_err *err)
         return -1;
     if (for_pod_containers(be, pod->id, pod_stop_cb, NULL, err) < 0)
         return -1;
+    if (stop_pause(be, pod->id, err) < 0)
+        return -1;
+    /* nothing runs in the pod any more: its /dev/shm goes now, like
+     * containerd's (remove only deletes the directory) */
     _cleanup_free_ char *dir = pod_dir(be, pod->id);
-    _cleanup_free_ char *bundle = pathf("%s/pause", dir);
-    _cleanup_free_ char *rid = pathf(POD_PREFIX "%s", pod->id);
-    /* the pause process has no state to save: SIGKILL, like containerd (a
-     * SIGTERM could also arrive before hpcri-pause installed its handler and
-     * be dropped: it is PID 1 of its PID namespace) */
-    return stop_rid(be, rid, bundle, SIGKILL, 0, err);
+    _cleanup_free_ char *shm = dir ? pathf("%s/shm", dir) : NULL;
+    if (!be->rootless && shm)
+        unmount_quiet(shm);
+    return 0;
 }
 
 static void remove_cgroup_dirs(const char *cgpath)
@@ -929,7 +1114,7 @@ static int oci_sandbox_remove(hp_backend *b, hp_be_pod *pod, hp_err *err)
     _cleanup_free_ char *bundle = pathf("%s/pause", dir);
     _cleanup_free_ char *shm = pathf("%s/shm", dir);
     _cleanup_free_ char *rid = pathf(POD_PREFIX "%s", pod->id);
-    if (stop_rid(be, rid, bundle, SIGKILL, 0, err) < 0)
+    if (stop_pause(be, pod->id, err) < 0)
         return -1;
     if (remove_rid(be, rid, bundle, err) < 0)
         return -1;
@@ -938,6 +1123,9 @@ static int oci_sandbox_remove(hp_backend *b, hp_be_pod *pod, hp_err *err)
     if (rm_rf(dir, err) < 0 && rm_rf_userns(be, dir, err) < 0)
         return -1;
     _cleanup_free_ char *cgp = cgroup_parent(be, pod->config, pod->id);
+    _cleanup_free_ char *cgpause = cgp ? pathf("%s/pause", cgp) : NULL;
+    if (cgpause)
+        remove_cgroup_dirs(cgpause); /* a direct pause's (runc removes its own) */
     if (cgp && strncmp(cgp, "/hpcri/", 7) == 0)
         remove_cgroup_dirs(cgp);
     return 0;
@@ -950,12 +1138,12 @@ static int oci_sandbox_status(hp_backend *b, hp_be_pod *pod, bool *ready, char *
         return -1;
     _cleanup_free_ char *dir = pod_dir(be, pod->id);
     _cleanup_free_ char *bundle = pathf("%s/pause", dir);
-    _cleanup_free_ char *rid = pathf(POD_PREFIX "%s", pod->id);
-    pid_t pid = read_pid(bundle);
-    *ready = pid > 0 && !exit_file_exists(be, rid) && pid_alive(pid);
+    pid_t pid = 0;
+    *ready = pause_running(be, pod->id, &pid);
     if (info)
-        *info =
-            pathf("{\"pid\":%d,\"pod_dir\":\"%s\",\"runtime\":\"%s\"}", (int)pid, dir, be->runtime);
+        *info = pathf("{\"pid\":%d,\"pod_dir\":\"%s\",\"runtime\":\"%s\",\"pause\":\"%s\"}",
+                      (int)pid, dir, be->runtime,
+                      bundle && pause_is_direct(bundle) ? "hpcri-pause --spawn" : "runtime");
     return 0;
 }
 
@@ -981,10 +1169,8 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
         return hp_err_set(err, HP_FAILED_PRECONDITION,
                           "container %s: no image root file system was prepared", c->id);
     _cleanup_free_ char *pdir = pod_dir(be, c->pod_id);
-    _cleanup_free_ char *pbundle = pathf("%s/pause", pdir);
-    _cleanup_free_ char *prid = pathf(POD_PREFIX "%s", c->pod_id);
-    pid_t pause = read_pid(pbundle);
-    if (pause <= 0 || exit_file_exists(be, prid) || !pid_alive(pause))
+    pid_t pause = 0;
+    if (!pause_running(be, c->pod_id, &pause))
         return hp_err_set(err, HP_FAILED_PRECONDITION, "pod sandbox %s is not running", c->pod_id);
     _cleanup_free_ char *dir = ctr_dir(be, c->id);
     struct stat st;
@@ -1072,18 +1258,51 @@ static int oci_container_create(hp_backend *b, hp_be_container *c, hp_err *err)
             goto fail;
         }
     }
-    if (conmon_create(be, c->id, dir, log_path, cfg->tty, cfg->stdin, err) < 0)
-        goto fail;
-    record_pid_start(dir);
+    /* The runtime's create (conmon + `runc create`) waits for StartContainer,
+     * like containerd: CreateContainer only prepares the bundle; what the
+     * monitor needs then is kept in the bundle (survives a restart). */
+    {
+        json_t *cj = json_pack("{s:s, s:b, s:b}", "log_path", log_path, "tty", cfg->tty, "stdin",
+                               cfg->stdin);
+        _cleanup_free_ char *mf = pathf("%s/monitor.json", dir);
+        int rc = cj && mf ? write_json(mf, cj, err)
+                          : hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        json_decref(cj);
+        if (rc < 0)
+            goto fail;
+    }
     json_decref(spec);
     free(c->backend_state);
-    c->backend_state = pathf("{\"bundle\":\"%s\",\"pid\":%d}", dir, (int)read_pid(dir));
+    c->backend_state = pathf("{\"bundle\":\"%s\",\"pid\":0}", dir);
     return 0;
 fail:
     json_decref(spec);
     hp_err e2 = HP_ERR_INIT;
     remove_container_id(be, c->id, &e2);
     return -1;
+}
+
+/* The deferred half of CreateContainer: conmon + `runtime create` for the
+ * bundle prepared by oci_container_create (monitor.json: log path, tty,
+ * stdin).  On success the init's pid is in bundle/pidfile. */
+static int runtime_create(oci_be *be, const char *id, const char *dir, hp_err *err)
+{
+    _cleanup_free_ char *mf = pathf("%s/monitor.json", dir);
+    json_t *m = mf ? json_load_file(mf, 0, NULL) : NULL;
+    const char *log_path = json_string_value(json_object_get(m, "log_path"));
+    if (!log_path) {
+        json_decref(m);
+        return hp_err_set(err, HP_FAILED_PRECONDITION,
+                          "container %s: its bundle is incomplete (%s missing or unreadable)", id,
+                          mf ? mf : "monitor.json");
+    }
+    int rc = conmon_create(be, id, dir, log_path, json_is_true(json_object_get(m, "tty")),
+                           json_is_true(json_object_get(m, "stdin")), err);
+    json_decref(m);
+    if (rc < 0)
+        return -1;
+    record_pid_start(dir);
+    return 0;
 }
 
 static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
@@ -1097,6 +1316,8 @@ static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
         return hp_err_set(err, HP_NOT_FOUND, "container %s does not exist", c->id);
     if (exit_file_exists(be, c->id))
         return hp_err_set(err, HP_FAILED_PRECONDITION, "container %s has already exited", c->id);
+    if (read_pid(dir) <= 0 && runtime_create(be, c->id, dir, err) < 0)
+        return -1;
     /* taken before the start so that started_at <= finished_at always holds */
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%" PRId64, now_ns());
@@ -1184,6 +1405,11 @@ static int status_by_id(oci_be *be, const char *id, hp_be_status *st, hp_err *er
     if (pid > 0 && pid_alive(pid)) {
         st->state = st->started_at ? RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING
                                    : RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED;
+        return 0;
+    }
+    if (pid <= 0 && st->started_at == 0) {
+        /* the bundle is ready; the runtime creates it at start */
+        st->state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_CREATED;
         return 0;
     }
     st->state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_UNKNOWN;
