@@ -18,6 +18,7 @@
 #include <libgen.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,13 @@ typedef struct oci_be {
     uint32_t subuid_start, subuid_len, subgid_start, subgid_len;
     int min_oom;
     int inotify_fd;
+    /* the janitor: removes directories moved into `trash` off the calls' path */
+    char *trash;
+    pthread_t janitor;
+    bool janitor_started, janitor_stop;
+    unsigned janitor_work; /* bumped for every directory discarded */
+    pthread_mutex_t janitor_lock;
+    pthread_cond_t janitor_cond;
 } oci_be;
 
 /* ---------- small helpers ---------- */
@@ -577,6 +585,76 @@ static int rm_rf_userns(oci_be *be, const char *path, hp_err *err)
     return rc;
 }
 
+/* ---------- the janitor ----------
+ *
+ * RemoveContainer and RemovePodSandbox do not wait for the recursive removal
+ * of a bundle (the overlay's upper dir, runc's leftovers...): the directory
+ * is renamed into <root>/oci/trash (one syscall; from then on nothing refers
+ * to it) and the janitor thread deletes it.  containerd likewise leaves the
+ * snapshot's removal to its garbage collector.  The trash is emptied at
+ * start-up (a crash between rename and delete) and at shutdown. */
+
+static void empty_trash(oci_be *be)
+{
+    _cleanup_closedir_ DIR *d = opendir(be->trash);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *p = pathf("%s/%s", be->trash, de->d_name);
+        hp_err e = HP_ERR_INIT;
+        if (p && rm_rf(p, &e) < 0 && rm_rf_userns(be, p, &e) < 0)
+            hp_warn("janitor: %s", e.msg);
+    }
+}
+
+static void *janitor_main(void *ud)
+{
+    oci_be *be = ud;
+    unsigned done = (unsigned)-1; /* first pass: whatever a crash left */
+    pthread_mutex_lock(&be->janitor_lock);
+    for (;;) {
+        while (!be->janitor_stop && done == be->janitor_work)
+            pthread_cond_wait(&be->janitor_cond, &be->janitor_lock);
+        done = be->janitor_work;
+        bool stop = be->janitor_stop;
+        pthread_mutex_unlock(&be->janitor_lock);
+        empty_trash(be);
+        pthread_mutex_lock(&be->janitor_lock);
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&be->janitor_lock);
+    return NULL;
+}
+
+/* Remove a directory tree: moved into the trash for the janitor, or removed
+ * here when there is no janitor or the rename fails. */
+static int discard_dir(oci_be *be, const char *path, hp_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : hp_err_sys(err, HP_INTERNAL, "stat %s", path);
+    if (be->janitor_started) {
+        const char *base = strrchr(path, '/');
+        _cleanup_free_ char *to =
+            pathf("%s/%s.%" PRIx64, be->trash, base ? base + 1 : path, (uint64_t)now_ns());
+        if (to && rename(path, to) == 0) {
+            pthread_mutex_lock(&be->janitor_lock);
+            be->janitor_work++;
+            pthread_cond_signal(&be->janitor_cond);
+            pthread_mutex_unlock(&be->janitor_lock);
+            return 0;
+        }
+        hp_debug("rename %s into the trash: %s; removing it now", path, strerror(errno));
+    }
+    if (rm_rf(path, err) < 0 && rm_rf_userns(be, path, err) < 0)
+        return -1;
+    return 0;
+}
+
 /* runc's state directory of a container (malloc'd, caller frees), or NULL
  * when the runtime is not runc (its state layout is unknown). */
 static char *runc_state_dir(oci_be *be, const char *rid)
@@ -585,6 +663,72 @@ static char *runc_state_dir(oci_be *be, const char *rid)
     if (strcmp(base ? base + 1 : be->runtime, "runc") != 0)
         return NULL;
     return pathf("%s/%s", be->runtime_root ? be->runtime_root : "/run/runc", rid);
+}
+
+/* What `runc start` does, without running runc (~40 ms): the created
+ * container's init (runc init) blocks opening <state>/exec.fifo for writing;
+ * opening it for reading lets it write one byte and exec the process (the
+ * fifo's write end is close-on-exec: EOF = exec'd).  Then the fifo is
+ * removed, which is how runc tells "running" from "created".  Returns 0
+ * started, 1 when `runtime start` must do it (not runc, no fifo: not in the
+ * created state, no verified pidfd of the init), -1 with err when the init
+ * died before it could be started. */
+static int fast_start(oci_be *be, const char *rid, const char *bundle, hp_err *err)
+{
+    _cleanup_free_ char *dir = runc_state_dir(be, rid);
+    _cleanup_free_ char *fifo = dir ? pathf("%s/exec.fifo", dir) : NULL;
+    if (!fifo)
+        return 1;
+    _cleanup_close_ int pidfd = open_init_pidfd(bundle, read_pid(bundle));
+    if (pidfd < 0)
+        return 1;
+    _cleanup_close_ int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISFIFO(sb.st_mode))
+        return 1;
+    int64_t deadline = mono_ms() + RUNTIME_TIMEOUT_MS;
+    size_t got = 0;
+    bool dead = false;
+    for (;;) {
+        char buf[64];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0 && got > 0)
+            break; /* written and exec'd */
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return hp_err_sys(err, HP_INTERNAL, "read %s", fifo);
+        /* n == 0 without data: no writer yet (or it died); EAGAIN: written,
+         * not exec'd yet */
+        if (dead)
+            break;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return hp_err_set(err, HP_DEADLINE_EXCEEDED, "starting %s: timed out", rid);
+        struct pollfd pf[2] = {{fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+        if (poll(pf, 2, (int)(left > 100 ? 100 : left)) < 0 && errno != EINTR)
+            return hp_err_sys(err, HP_INTERNAL, "poll");
+        /* the init exited: read what it may have written, then stop */
+        if (pf[1].revents & POLLIN)
+            dead = true;
+    }
+    if (got == 0)
+        return hp_err_set(err, HP_FAILED_PRECONDITION,
+                          "starting %s: the container process is already dead", rid);
+    if (unlink(fifo) < 0 && errno != ENOENT)
+        return hp_err_sys(err, HP_INTERNAL, "remove %s", fifo);
+    return 0;
+}
+
+/* Start a created container: fast_start, else `runtime start`. */
+static int start_rid(oci_be *be, const char *rid, const char *bundle, hp_err *err)
+{
+    int rc = fast_start(be, rid, bundle, err);
+    if (rc <= 0)
+        return rc;
+    return runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err);
 }
 
 /* rmdir of a cgroup directory; the kernel may still be detaching the tasks
@@ -686,7 +830,7 @@ static int remove_rid(oci_be *be, const char *rid, const char *bundle, hp_err *e
     _cleanup_free_ char *rootfs = pathf("%s/rootfs", bundle);
     if (rootfs && !be->rootless)
         unmount_quiet(rootfs);
-    if (rm_rf(bundle, err) < 0 && rm_rf_userns(be, bundle, err) < 0)
+    if (discard_dir(be, bundle, err) < 0)
         return -1;
     _cleanup_free_ char *ef = pathf("%s/%s", be->exits, rid);
     _cleanup_free_ char *sf = pathf("%s/%s", be->socks, rid);
@@ -1010,7 +1154,7 @@ static int oci_sandbox_run(hp_backend *b, hp_be_pod *pod, hp_err *err)
         if (conmon_create(be, rid, bundle, logp, false, false, err) < 0)
             goto fail;
         record_pid_start(bundle);
-        if (runtime_ok(be, (const char *[]){"start", rid, NULL}, "start", err) < 0)
+        if (start_rid(be, rid, bundle, err) < 0)
             goto fail;
     }
     pid_t pid = read_pid(bundle);
@@ -1120,7 +1264,7 @@ static int oci_sandbox_remove(hp_backend *b, hp_be_pod *pod, hp_err *err)
         return -1;
     if (!be->rootless)
         unmount_quiet(shm);
-    if (rm_rf(dir, err) < 0 && rm_rf_userns(be, dir, err) < 0)
+    if (discard_dir(be, dir, err) < 0)
         return -1;
     _cleanup_free_ char *cgp = cgroup_parent(be, pod->config, pod->id);
     _cleanup_free_ char *cgpause = cgp ? pathf("%s/pause", cgp) : NULL;
@@ -1321,7 +1465,7 @@ static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
     /* taken before the start so that started_at <= finished_at always holds */
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%" PRId64, now_ns());
-    if (runtime_ok(be, (const char *[]){"start", c->id, NULL}, "start", err) < 0)
+    if (start_rid(be, c->id, dir, err) < 0)
         return -1;
     _cleanup_free_ char *sf = pathf("%s/started", dir);
     if (write_file(sf, buf, (size_t)n, err) < 0)
@@ -1332,12 +1476,28 @@ static int oci_container_start(hp_backend *b, hp_be_container *c, hp_err *err)
     return 0;
 }
 
+/* A container whose init has exited needs neither its runtime state, its
+ * cgroups nor its root mount any more: release them when the stop is seen
+ * (containerd's task delete does the same at exit), so that Remove only
+ * deletes files.  Best effort: what is left here, remove_rid does. */
+static void release_exited(oci_be *be, const char *id, const char *dir)
+{
+    if (!exit_file_exists(be, id) || fast_delete(be, id, true) < 0)
+        return;
+    _cleanup_free_ char *rootfs = pathf("%s/rootfs", dir);
+    if (rootfs && !be->rootless)
+        unmount_quiet(rootfs);
+}
+
 static int stop_container_id(oci_be *be, const char *id, int64_t timeout_s, hp_err *err)
 {
     _cleanup_free_ char *dir = ctr_dir(be, id);
     _cleanup_free_ char *sigf = pathf("%s/stopsignal", dir);
     int sig = (int)read_int_file(sigf, SIGTERM);
-    return stop_rid(be, id, dir, sig, timeout_s, err);
+    if (stop_rid(be, id, dir, sig, timeout_s, err) < 0)
+        return -1;
+    release_exited(be, id, dir);
+    return 0;
 }
 
 static int oci_container_stop(hp_backend *b, hp_be_container *c, int64_t timeout_s, hp_err *err)
@@ -1907,6 +2067,16 @@ static void oci_destroy(hp_backend *b)
     oci_be *be = (oci_be *)b;
     if (!be)
         return;
+    if (be->janitor_started) {
+        pthread_mutex_lock(&be->janitor_lock);
+        be->janitor_stop = true;
+        pthread_cond_signal(&be->janitor_cond);
+        pthread_mutex_unlock(&be->janitor_lock);
+        pthread_join(be->janitor, NULL);
+    }
+    pthread_mutex_destroy(&be->janitor_lock);
+    pthread_cond_destroy(&be->janitor_cond);
+    free(be->trash);
     if (be->inotify_fd >= 0)
         close(be->inotify_fd);
     free(be->base.handler);
@@ -2012,6 +2182,8 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
         return NULL;
     }
     be->inotify_fd = -1;
+    pthread_mutex_init(&be->janitor_lock, NULL);
+    pthread_cond_init(&be->janitor_cond, NULL);
     be->base.ops = cc ? &charliecloud_ops : &oci_ops;
     be->base.handler = strdup(h->name ? h->name : "");
     be->base.host = env->host;
@@ -2082,6 +2254,13 @@ hp_backend *hp_oci_backend_new(const hp_handler_config *h, const hp_backend_env 
     }
     pods = pathf("%s/pods", be->root);
     ctrs = pathf("%s/containers", be->root);
+    be->trash = pathf("%s/trash", be->root);
+    if (!be->trash || mkdir_p(be->trash, 0700, err) < 0)
+        goto fail;
+    if (pthread_create(&be->janitor, NULL, janitor_main, be) == 0)
+        be->janitor_started = true;
+    else
+        hp_warn("oci backend: no janitor thread; removals are synchronous");
     if (mkdir_p(pods, 0700, err) < 0 || mkdir_p(ctrs, 0700, err) < 0 ||
         mkdir_p(be->exits, 0700, err) < 0 || mkdir_p(be->socks, 0700, err) < 0)
         goto fail;
