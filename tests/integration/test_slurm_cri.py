@@ -413,3 +413,72 @@ def test_time_limit_gives_slurm_time_limit(env):
     wait_for(lambda: '"state":"TIMEOUT"' in
              c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True).info["info"], 30,
              "TIMEOUT in the pod's info")
+
+
+from test_rootless import RootlessEnv, _ours, _prereqs as _rootless_prereqs, user  # noqa: E402,F401
+
+
+@pytest.mark.skipif(_rootless_prereqs() is not None, reason=str(_rootless_prereqs()))
+def test_unprivileged_daemon(cluster, registry, user, monkeypatch):
+    """hpcri as the unprivileged user hpcri-test with the slurm handler: the
+    pod's job belongs to that user (scontrol UserId), the container runs
+    rootless in a user namespace on the compute node, its log, exit code and
+    (/proc-based) stats come back."""
+    e = RootlessEnv(user, registry)
+    shared = os.path.join(e.base, "shared")
+    os.mkdir(shared)
+    os.chown(shared, user["uid"], user["gid"])
+    with open(e.conf, "w") as f:
+        f.write('[registry "%s"]\ninsecure = true\n\n[runtime]\ntype = oci\n\n'
+                '[runtime "slurm"]\ntype = slurm\nshared_dir = %s\npartition = debug\n'
+                'runtime_path = runc\npoll_interval_ms = 300\nstats_interval_ms = 300\n'
+                % (registry, shared))
+    monkeypatch.setenv("SLURM_CONF", cluster["conf"])
+    try:
+        e.start()
+        c = e.c
+        c.PullImage(image=api_pb2.ImageSpec(image=e.image), timeout=120)
+        pc = e.pod_config("rl")
+        pc.annotations["slurm.hpcri.io/memory"] = "64Mi"
+        pod = c.RunPodSandbox(config=pc, runtime_handler="slurm", timeout=60).pod_sandbox_id
+        out = slurm(cluster, "squeue", "-h", "-o", "%i|%j").stdout
+        jid = [l.split("|")[0] for l in out.splitlines() if l.endswith("|hpcri-" + pod)][0]
+        info = show_job({"cl": cluster}, jid)
+        assert info["UserId"].startswith("%s(%d)" % (user["name"], user["uid"])), info
+        wait_for(lambda: show_job({"cl": cluster}, jid)["JobState"] == "RUNNING", 20, "running")
+        cid = e.create(pod, pc, "hello", ["sh", "-c", "echo hello; cat /proc/self/uid_map; "
+                                          "exit 6"])
+        st = wait_exited(c, cid)
+        log = open(os.path.join(e.logs, "rl", "hello.log")).read()
+        assert st.exit_code == 6 and st.reason == "Error", (st, log)
+        lines = [l.split(" ", 3)[3] for l in log.splitlines() if " stdout " in l]
+        assert lines[0] == "hello", log
+        # a user namespace whose root is the unprivileged user on the host
+        first = lines[1].split()
+        assert first[0] == "0" and first[1] == str(user["uid"]), log
+        # stats without cgroups: the helper's /proc fallback
+        busy = e.create(pod, pc, "busy", ["sh", "-c", "while :; do :; done"])
+        def stats():
+            for s in c.ListContainerStats().stats:
+                if s.attributes.id == busy and s.HasField("cpu") and \
+                        s.cpu.usage_core_nano_seconds.value > 0:
+                    return s
+            return None
+        s = wait_for(stats, 15, "stats of the busy container")
+        assert s.memory.working_set_bytes.value > 0
+        c.StopContainer(api_pb2.StopContainerRequest(container_id=busy, timeout=2), timeout=60)
+        assert wait_exited(c, busy).exit_code in (137, 143)
+        e.remove_all()
+        rc = e.d.stop()
+        assert rc == 0, "hpcri exited with %s:\n%s" % (rc, e.d.read_log())
+    finally:
+        if e.c:
+            e.c.close()
+        for d in e.daemons:
+            d.kill()
+        for p in _ours(e.base):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(e.base, ignore_errors=True)

@@ -217,7 +217,7 @@ int hp_slurm_ctr_create(hp_backend *be, hp_be_container *c, hp_err *err)
      * relative to its own cgroup, i.e. below the step's. */
     char cgp[200];
     snprintf(cgp, sizeof cgp, "hpcri-%s", c->id);
-    o.cgroups_path = b->runtime_crun ? NULL : cgp;
+    o.cgroups_path = b->runtime_crun || o.rootless ? NULL : cgp; /* rootless: no cgroups */
     json_t *spec = hp_oci_spec_container(c->pod_config, c->config, &ic, &o, err);
     int sig = hp_oci_cri_signal(c->config->stop_signal);
     if (!sig)
@@ -409,7 +409,7 @@ static int launch(slurm_be *b, const char *id, const char *dir, hp_err *err)
               hp_slurm_argv_add(&a, "%s", pjoin(sp, dir, "stats")) |
               hp_slurm_argv_add(&a, "--interval-ms") |
               hp_slurm_argv_add(&a, "%d", b->stats_interval_ms);
-        if (!b->runtime_crun)
+        if (!b->runtime_crun && b->uid == 0)
             ok |= hp_slurm_argv_add(&a, "--cgroup") | hp_slurm_argv_add(&a, "hpcri-%s", id);
         ok |= hp_slurm_argv_add(&a, "--");
     }

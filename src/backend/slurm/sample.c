@@ -93,8 +93,7 @@ static int cg_file(char *buf, size_t cap, const char *root, const char *mnt, con
     return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-int hp_step_sample_cgroup(const char *self, const char *root, const char *child,
-                          hp_step_sample *s)
+int hp_step_sample_cgroup(const char *self, const char *root, const char *child, hp_step_sample *s)
 {
     char cpu_own[2048], mem_own[2048], p[4096], txt[8192];
     if (!child || !*child || strchr(child, '/'))
