@@ -375,6 +375,15 @@ def test_stats_from_the_step(env):
     assert 0 < ws_i < 10e6, ws_i
     assert 18e6 < ws_m - ws_i < 120e6, (ws_m, ws_i)
     assert m.memory.rss_bytes.value >= 18e6
+    # the pod: its running containers and their sums
+    ps = c.PodSandboxStats(pod_sandbox_id=pod).stats
+    assert ps.attributes.id == pod and ps.attributes.metadata.name == "stats"
+    assert sorted(x.attributes.id for x in ps.linux.containers) == sorted([burn, idle, mem])
+    assert ps.linux.cpu.usage_core_nano_seconds.value == sum(
+        x.cpu.usage_core_nano_seconds.value for x in ps.linux.containers)
+    assert ps.linux.cpu.usage_core_nano_seconds.value >= b.cpu.usage_core_nano_seconds.value
+    assert ps.linux.memory.working_set_bytes.value >= 18e6
+    assert pod in [x.attributes.id for x in c.ListPodSandboxStats().stats]
     # the scratch tmpfs is the writable layer
     r = c.ExecSync(container_id=idle, cmd=["sh", "-c", "head -c 3000000 /dev/zero > /tmp/f"],
                    timeout=20)

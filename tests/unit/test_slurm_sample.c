@@ -80,8 +80,7 @@ T_CASE(cgroup_v1_and_v2)
     memset(&s, 0, sizeof s);
     T_EQ_INT(hp_step_sample_cgroup(self, root, "hpcri-c1", &s), 0);
     T_ASSERT(s.has_cpu && s.cpu_ns == 1234567);
-    T_ASSERT(s.has_mem && s.mem_usage == 30000000 && s.mem_ws == 26000000 &&
-             s.mem_rss == 21000000);
+    T_ASSERT(s.has_mem && s.mem_usage == 30000000 && s.mem_ws == 26000000 && s.mem_rss == 21000000);
     T_EQ_STR(s.src, "cgroup");
     memset(&s, 0, sizeof s);
     T_EQ_INT(hp_step_sample_cgroup(self, root, "hpcri-none", &s), -1);
@@ -90,7 +89,8 @@ T_CASE(cgroup_v1_and_v2)
     /* v2 (hybrid: unified/), only the 0:: line */
     put(root, "unified/slurm/step/hpcri-c2/cpu.stat", "usage_usec 250\nuser_usec 200\n");
     put(root, "unified/slurm/step/hpcri-c2/memory.current", "8192\n");
-    put(root, "unified/slurm/step/hpcri-c2/memory.stat", "anon 4096\nfile 4096\ninactive_file 1024\n");
+    put(root, "unified/slurm/step/hpcri-c2/memory.stat",
+        "anon 4096\nfile 4096\ninactive_file 1024\n");
     memset(&s, 0, sizeof s);
     T_EQ_INT(hp_step_sample_cgroup("0::/slurm/step\n", root, "hpcri-c2", &s), 0);
     T_ASSERT(s.cpu_ns == 250000 && s.mem_usage == 8192 && s.mem_ws == 7168 && s.mem_rss == 4096);
@@ -150,11 +150,9 @@ T_CASE(gpu_device_paths)
     T_EQ_STR(h, "/tmp/x/dev/fakegpu1");
     T_EQ_STR(c, "/dev/fakegpu1");
     /* a list is indexed in gres.conf order */
-    T_EQ_INT(hp_slurm_gpu_device("/dev/dri/card1,/dev/dri/card0", 1, h, sizeof h, c, sizeof c),
-             0);
+    T_EQ_INT(hp_slurm_gpu_device("/dev/dri/card1,/dev/dri/card0", 1, h, sizeof h, c, sizeof c), 0);
     T_EQ_STR(h, "/dev/dri/card0");
-    T_EQ_INT(hp_slurm_gpu_device("/dev/dri/card1,/dev/dri/card0", 2, h, sizeof h, c, sizeof c),
-             -1);
+    T_EQ_INT(hp_slurm_gpu_device("/dev/dri/card1,/dev/dri/card0", 2, h, sizeof h, c, sizeof c), -1);
     T_EQ_INT(hp_slurm_gpu_device("/dev/only", 0, h, sizeof h, c, sizeof c), 0);
     T_EQ_STR(h, "/dev/only");
     T_EQ_INT(hp_slurm_gpu_device("/dev/only", 1, h, sizeof h, c, sizeof c), -1);
