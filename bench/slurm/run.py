@@ -63,6 +63,7 @@ for p in pods:
 
 # RunPodSandbox -> container running (first log line), a few pods
 lat = []
+live = []
 for i in range(3):
     ld = os.path.join(logs, "lat%d" % i)
     pc = pod_cfg(1000 + i, ld)
@@ -78,6 +79,21 @@ for i in range(3):
             break
         time.sleep(0.02)
     lat.append(time.monotonic() - t0)
+    live.append(p)
+
+# stats of the 3 running containers: ListContainerStats in a loop for 2 s
+# (answered from the step helper's sample files: no Slurm command per call)
+time.sleep(2.5)  # a first sample (stats_interval_ms 2000)
+n0 = count()
+t0 = time.monotonic()
+calls = with_cpu = 0
+while time.monotonic() - t0 < 2:
+    st = c.ListContainerStats().stats
+    calls += 1
+    with_cpu = sum(1 for x in st if x.HasField("cpu"))
+stats_dt = time.monotonic() - t0
+stats_cmds = count() - n0
+for p in live:
     c.RemovePodSandbox(pod_sandbox_id=p, timeout=60)
 
 print("| metric | raw sbatch | hpcri | ratio |")
@@ -88,3 +104,6 @@ print("| submissions/s | %.1f | %.1f | overhead %.1f%% |" % (N / t_raw, N / t_hp
 print("| Slurm commands/s by hpcri, %d pods live | | %.2f | |" % (N, rate))
 print("| RunPodSandbox -> container's first log line (s) | | %s | |"
       % ", ".join("%.2f" % x for x in lat))
+print("| ListContainerStats calls in %.1f s, 3 containers (%d with CPU) | | %d | |"
+      % (stats_dt, with_cpu, calls))
+print("| Slurm commands meanwhile (poller's squeue only) | | %d | |" % stats_cmds)
