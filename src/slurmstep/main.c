@@ -53,9 +53,14 @@ static void write_stats(const char *file, const char *cgroup)
     if (fd >= 0)
         close(fd);
     self[n > 0 ? n : 0] = '\0';
-    if (!cgroup || !*cgroup || hp_step_sample_cgroup(self, "/sys/fs/cgroup", cgroup, &s) < 0)
-        hp_step_sample_proc("/proc", getpid(), &s);
-    hp_step_sample_writable("/proc", hp_step_container_pid("/proc", getpid()), &s);
+    pid_t init = hp_step_container_pid("/proc", getpid());
+    if (!cgroup || !*cgroup || hp_step_sample_cgroup(self, "/sys/fs/cgroup", cgroup, &s) < 0) {
+        /* the container's tree without the runtime's own process, else
+         * everything below the helper */
+        if (init <= 0 || hp_step_sample_proc("/proc", init, true, &s) < 0)
+            hp_step_sample_proc("/proc", getpid(), false, &s);
+    }
+    hp_step_sample_writable("/proc", init, &s);
     char line[512];
     size_t len = hp_step_sample_format(&s, line, sizeof line);
     char tmp[4200];

@@ -474,7 +474,10 @@ def test_unprivileged_daemon(cluster, registry, user, monkeypatch):
                     return s
             return None
         s = wait_for(stats, 15, "stats of the busy container")
-        assert s.memory.working_set_bytes.value > 0
+        # the busy shell alone (~1-2 MB), not the runtime process (runc: >5 MB)
+        print("unprivileged busy container: working set %.1f MB" %
+              (s.memory.working_set_bytes.value / 1e6))
+        assert 0 < s.memory.working_set_bytes.value < 5e6, s.memory
         c.StopContainer(api_pb2.StopContainerRequest(container_id=busy, timeout=2), timeout=60)
         assert wait_exited(c, busy).exit_code in (137, 143)
         e.remove_all()

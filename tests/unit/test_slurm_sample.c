@@ -122,8 +122,11 @@ T_CASE(proc_tree_of_a_child)
     T_ASSERT(read(p[0], &x, 1) == 1);
     hp_step_sample s;
     memset(&s, 0, sizeof s);
-    int rc = hp_step_sample_proc("/proc", getpid(), &s);
-    pid_t none = hp_step_container_pid("/proc", getpid()); /* same mount ns */
+    int rc = hp_step_sample_proc("/proc", getpid(), false, &s);
+    hp_step_sample only;
+    memset(&only, 0, sizeof only);
+    int rc_child = hp_step_sample_proc("/proc", c, true, &only); /* the child alone */
+    pid_t none = hp_step_container_pid("/proc", getpid());       /* same mount ns */
     kill(c, SIGKILL);
     waitpid(c, NULL, 0);
     close(p[0]);
@@ -134,10 +137,12 @@ T_CASE(proc_tree_of_a_child)
     T_ASSERT(s.has_mem && s.mem_rss >= (15u << 20) && s.mem_rss < (200u << 20));
     T_ASSERT(s.mem_ws == s.mem_rss);
     T_EQ_INT(none, 0);
+    T_EQ_INT(rc_child, 0);
+    T_ASSERT(only.cpu_ns >= 200000000ull && only.mem_rss >= (15u << 20));
     /* no descendants: nothing measured */
     memset(&s, 0, sizeof s);
-    T_EQ_INT(hp_step_sample_proc("/proc", getpid(), &s), -1);
-    T_EQ_INT(hp_step_sample_proc("/nonexistent", 1, &s), -1);
+    T_EQ_INT(hp_step_sample_proc("/proc", getpid(), false, &s), -1);
+    T_EQ_INT(hp_step_sample_proc("/nonexistent", 1, true, &s), -1);
 }
 
 T_CASE(gpu_device_paths)

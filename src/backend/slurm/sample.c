@@ -249,13 +249,18 @@ static size_t mark_tree(pinfo *all, size_t n, pid_t root)
     return found;
 }
 
-int hp_step_sample_proc(const char *proc_root, pid_t root, hp_step_sample *s)
+int hp_step_sample_proc(const char *proc_root, pid_t root, bool with_root, hp_step_sample *s)
 {
     size_t n = 0;
     pinfo *all = all_procs(proc_root, &n);
     if (!all)
         return -1;
     size_t found = mark_tree(all, n, root);
+    for (size_t i = 0; with_root && i < n; i++)
+        if (all[i].pid == root) {
+            all[i].in_tree = true;
+            found++;
+        }
     uint64_t ticks = 0, pages = 0;
     for (size_t i = 0; i < n; i++)
         if (all[i].in_tree) {

@@ -11,9 +11,12 @@
  *           v1 cpuacct.usage, memory.usage_in_bytes, memory.stat
  *           (total_inactive_file, total_rss); v2 cpu.stat usage_usec,
  *           memory.current, memory.stat (inactive_file, anon);
- *   proc    the process tree below the helper: utime+stime+cutime+cstime
- *           (clock ticks) and resident pages of every live process;
- *           working set = usage = RSS (no page-cache split available).
+ *   proc    the container's process tree (from its init, the first process
+ *           below the helper in another mount namespace; the runtime's
+ *           own process is not counted), else everything below the
+ *           helper: utime+stime+cutime+cstime (clock ticks) and resident
+ *           pages of every live process; working set = usage = RSS (no
+ *           page-cache split available).
  * The writable layer is the container's tmpfs scratch mounts (/tmp, /run,
  * /var/tmp) seen through /proc/<pid>/root of a process in the container's
  * mount namespace.
@@ -47,10 +50,10 @@ typedef struct hp_step_sample {
 int hp_step_sample_cgroup(const char *self_cgroup, const char *cg_root, const char *child,
                           hp_step_sample *s);
 
-/* Usage of every live process below (not including) pid `root`, read from
- * proc_root ("/proc").  Returns 0 (src "proc"), -1 when /proc is
- * unreadable or there is no such process. */
-int hp_step_sample_proc(const char *proc_root, pid_t root, hp_step_sample *s);
+/* Usage of every live process below pid `root` (and of root itself when
+ * with_root), read from proc_root ("/proc").  Returns 0 (src "proc"), -1
+ * when /proc is unreadable or there is no such process. */
+int hp_step_sample_proc(const char *proc_root, pid_t root, bool with_root, hp_step_sample *s);
 
 /* First process below `root` whose mount namespace differs from root's
  * (the container's), or 0. */
