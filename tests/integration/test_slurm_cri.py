@@ -413,11 +413,13 @@ def test_time_limit_gives_slurm_time_limit(env):
     assert r.returncode == 0, r.stderr
     st = wait_exited(c, cid, timeout=75)
     print("time limit -> container exited in %.1f s" % (time.monotonic() - t0))
-    info = show_job(env, jid)
-    assert info["JobState"] == "TIMEOUT", info
     assert st.reason == "SlurmTimeLimit", st
     assert st.exit_code in (143, 137), st  # SIGTERM from Slurm (KILL after KillWait)
     assert "TIMEOUT" in st.message and jid in st.message, st
+    # the job really ended by its time limit (it may still be COMPLETING
+    # when the container is reported: squeue's reason says TimeLimit then)
+    wait_for(lambda: show_job(env, jid)["JobState"] == "TIMEOUT", 30, "job TIMEOUT")
+    assert show_job(env, jid)["Reason"] == "TimeLimit"
     # the pod's verbose info shows the final state once the job has completed
     wait_for(lambda: '"state":"TIMEOUT"' in
              c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True).info["info"], 30,
