@@ -31,7 +31,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 
-all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(BUILD)/bench-rpc $(BUILD)/bench-lifecycle $(UNIT_BINS) pyproto
+all: $(BUILD)/hpcri $(BUILD)/hpcri-ctl $(BUILD)/hpcri-pause $(BUILD)/hpcri-step $(BUILD)/bench-rpc $(BUILD)/bench-lifecycle $(UNIT_BINS) pyproto
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
@@ -65,6 +65,13 @@ $(BUILD)/hpcri-ctl: $(CTL_OBJS) $(BUILD)/libhpcri.a
 $(BUILD)/hpcri-pause: src/pause/pause.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static -o $@ $<
+
+# The Slurm container step helper (docs/slurm.md "Stats"): runs on the compute
+# nodes inside the step, so static like the pause process.
+$(BUILD)/hpcri-step: src/slurmstep/main.c src/backend/slurm/sample.c src/backend/slurm/sample.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -static -o $@ \
+		src/slurmstep/main.c src/backend/slurm/sample.c
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libhpcri.a
 	@mkdir -p $(dir $@)

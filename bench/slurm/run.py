@@ -63,6 +63,7 @@ for p in pods:
 
 # RunPodSandbox -> container running (first log line), a few pods
 lat = []
+live = []
 for i in range(3):
     ld = os.path.join(logs, "lat%d" % i)
     pc = pod_cfg(1000 + i, ld)
@@ -80,6 +81,32 @@ for i in range(3):
     lat.append(time.monotonic() - t0)
     c.RemovePodSandbox(pod_sandbox_id=p, timeout=60)
 
+# two pods (the node's 2 CPUs) with a running container each
+for i in range(2):
+    ld = os.path.join(logs, "st%d" % i)
+    pc = pod_cfg(2000 + i, ld)
+    p = c.RunPodSandbox(config=pc, runtime_handler="slurm", timeout=60).pod_sandbox_id
+    cid = c.CreateContainer(pod_sandbox_id=p, sandbox_config=pc, timeout=60, config=api_pb2.ContainerConfig(
+        metadata=api_pb2.ContainerMetadata(name="x"), image=api_pb2.ImageSpec(image=image),
+        command=["sh", "-c", "echo up; sleep 60"], log_path="x.log")).container_id
+    c.StartContainer(container_id=cid, timeout=60)
+    live.append(p)
+
+# stats of the 2 running containers: ListContainerStats in a loop for 2 s
+# (answered from the step helper's sample files: no Slurm command per call)
+time.sleep(4)  # job running, step started, a first sample
+n0 = count()
+t0 = time.monotonic()
+calls = with_cpu = 0
+while time.monotonic() - t0 < 2:
+    st = c.ListContainerStats().stats
+    calls += 1
+    with_cpu = sum(1 for x in st if x.HasField("cpu"))
+stats_dt = time.monotonic() - t0
+stats_cmds = count() - n0
+for p in live:
+    c.RemovePodSandbox(pod_sandbox_id=p, timeout=60)
+
 print("| metric | raw sbatch | hpcri | ratio |")
 print("|---|---|---|---|")
 print("| %d submissions (s) | %.2f | %.2f | %.2f |" % (N, t_raw, t_hp, t_hp / t_raw))
@@ -88,3 +115,6 @@ print("| submissions/s | %.1f | %.1f | overhead %.1f%% |" % (N / t_raw, N / t_hp
 print("| Slurm commands/s by hpcri, %d pods live | | %.2f | |" % (N, rate))
 print("| RunPodSandbox -> container's first log line (s) | | %s | |"
       % ", ".join("%.2f" % x for x in lat))
+print("| ListContainerStats calls in %.1f s, 2 containers (%d with CPU) | | %d | |"
+      % (stats_dt, with_cpu, calls))
+print("| Slurm commands meanwhile (poller's squeue only) | | %d | |" % stats_cmds)

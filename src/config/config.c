@@ -111,6 +111,16 @@ static const hp_opt_spec slurm_specs[] = {
      .def_user = "2000"},
     {.key = "job_name_prefix", .kind = HP_K_JOB_PREFIX, .def_root = "hpcri-", .def_user = "hpcri-"},
     {.key = "mpi", .kind = HP_K_ENUM, .choices = mpi_modes, .def_root = "pmi2", .def_user = "pmi2"},
+    {.key = "step_helper",
+     .kind = HP_K_ABS_PATH,
+     .unset = "hpcri-step next to the pause binary (pause_path), i.e. next to hpcri"},
+    {.key = "stats_interval_ms",
+     .kind = HP_K_INT,
+     .min = 100,
+     .max = 600000,
+     .def_root = "2000",
+     .def_user = "2000"},
+    {.key = "gpu_devices", .kind = HP_K_DEV_LIST, .unset = "no GPU device nodes are added"},
 };
 
 static const hp_opt_spec remote_specs[] = {
@@ -500,6 +510,47 @@ static char *opt_normalize(const hp_opt_spec *s, const char *v, char *why, size_
             return NULL;
         }
         return strdup(v);
+    }
+    case HP_K_DEV_LIST: {
+        /* "/dev/nvidia%d" or "/dev/a, /dev/b": no spaces inside a path, no
+         * '%' other than one %d */
+        char *out = malloc(strlen(v) + 1);
+        if (!out)
+            return NULL;
+        size_t o = 0;
+        for (const char *p = v; *p;) {
+            while (*p == ' ' || *p == '\t')
+                p++;
+            size_t l = strcspn(p, ",");
+            size_t tl = l;
+            while (tl > 0 && (p[tl - 1] == ' ' || p[tl - 1] == '\t'))
+                tl--;
+            const char *pct = memchr(p, '%', tl);
+            bool ok = tl > 1 && p[0] == '/' && !memchr(p, ' ', tl) && !memchr(p, '\t', tl) &&
+                      (!pct || (pct + 1 < p + tl && pct[1] == 'd' &&
+                                !memchr(pct + 1, '%', tl - (size_t)(pct + 1 - p))));
+            if (!ok) {
+                free(out);
+                snprintf(why, wlen,
+                         "expected absolute device paths separated by commas, each with at most "
+                         "one %%d (the GPU index)");
+                return NULL;
+            }
+            if (o)
+                out[o++] = ',';
+            memcpy(out + o, p, tl);
+            o += tl;
+            p += l;
+            if (*p == ',')
+                p++;
+        }
+        out[o] = '\0';
+        if (!o) {
+            free(out);
+            snprintf(why, wlen, "expected at least one device path");
+            return NULL;
+        }
+        return out;
     }
     case HP_K_URL_LIST: {
         char **list;

@@ -23,6 +23,7 @@ typedef enum hp_opt_kind {
     HP_K_IP,             /* IPv4 or IPv6 literal */
     HP_K_PLATFORM,       /* os/arch[/variant] */
     HP_K_URL_LIST,       /* comma-separated http(s) URLs -> "a, b" */
+    HP_K_DEV_LIST,       /* comma-separated absolute paths, each with at most one %d -> "a,b" */
 } hp_opt_kind;
 
 typedef struct hp_opt_spec {

@@ -63,6 +63,8 @@ int hp_cri_reconcile(hp_daemon *d, hp_err *err);
 /* stats.c */
 int hp_cri_container_stats(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_list_container_stats(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_pod_sandbox_stats(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_list_pod_sandbox_stats(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 
 /* backends.c: the backend for a RuntimeClass handler, created on first use.
  * The pointer stays valid until hp_cri_backends_free (daemon shutdown). */

@@ -128,6 +128,8 @@ static const struct impl runtime_impls[] = {
     {"ReopenContainerLog", hp_cri_reopen_container_log, HP_RPC_BLOCKING},
     {"ContainerStats", hp_cri_container_stats, HP_RPC_BLOCKING},
     {"ListContainerStats", hp_cri_list_container_stats, HP_RPC_BLOCKING},
+    {"PodSandboxStats", hp_cri_pod_sandbox_stats, HP_RPC_BLOCKING},
+    {"ListPodSandboxStats", hp_cri_list_pod_sandbox_stats, HP_RPC_BLOCKING},
     {NULL, NULL, 0},
 };
 

@@ -81,7 +81,8 @@ def env(cluster, registry, daemon_factory, tmp_path):
     conf.write_text('[registry "%s"]\ninsecure = true\n\n[runtime]\ntype = oci\n'
                     'runtime_path = runc\n\n[runtime "slurm"]\ntype = slurm\nshared_dir = %s\n'
                     'partition = debug\nruntime_path = runc\npoll_interval_ms = 300\n'
-                    % (registry, shared))
+                    'stats_interval_ms = 300\ngpu_devices = %s/dev/fakegpu%%d\n'
+                    % (registry, shared, cluster["dir"]))
     d = daemon_factory(config=str(conf), sub="d", env={"SLURM_CONF": cluster["conf"]})
     c = Cri(d.socket)
     image = registry + "/test/busybox:latest"
@@ -204,6 +205,22 @@ def test_pod_container_logs_exec_gpu_stop(env):
     assert out[0] == "0", out
     assert out[-1] == jid
     assert r.stderr == b"", r.stderr
+    # exactly the allocated GPU's device node (gpu_devices), a real char device
+    r = c.ExecSync(container_id=cid, cmd=["sh", "-c", "ls /dev | grep fakegpu; "
+                                          "[ -c /dev/fakegpu0 ] && echo char"], timeout=20)
+    assert r.stdout.decode().split() == ["fakegpu0", "char"], r
+    # a second pod gets the other GPU: the index comes from Slurm, not a default
+    pod2, pc2 = run_pod(env, "gpu2", {"slurm.hpcri.io/cpus": "1",
+                                      "slurm.hpcri.io/memory": "64Mi",
+                                      "slurm.hpcri.io/gpus": "1"})
+    g2 = add_ctr(env, pod2, pc2, "lsdev", ["sh", "-c", "echo gpus=$CUDA_VISIBLE_DEVICES; "
+                                          "ls /dev | grep fakegpu"])
+    st = wait_exited(c, g2)
+    log = read_log(env, "gpu2", "lsdev")
+    assert st.exit_code == 0, (st, log)
+    got = [l.split(" ", 3)[3] for l in log.splitlines() if " stdout " in l]
+    assert got == ["gpus=1", "fakegpu1"], log
+    c.StopPodSandbox(pod_sandbox_id=pod2, timeout=60)
     # stop with grace: the trap runs, exit 7 comes back
     t0 = time.monotonic()
     c.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=10), timeout=60)
@@ -312,3 +329,170 @@ def test_recovery_after_kill9(env):
     assert r.stdout == b"alive\n" and r.exit_code == 0
     c2.StopContainer(api_pb2.StopContainerRequest(container_id=long_cid, timeout=2), timeout=60)
     assert wait_exited(c2, long_cid).state == api_pb2.CONTAINER_EXITED
+
+
+def _stats(c, cid):
+    for s in c.ListContainerStats().stats:
+        if s.attributes.id == cid:
+            return s
+    raise AssertionError("no stats for %s" % cid)
+
+
+def test_stats_from_the_step(env):
+    """CPU and memory sampled inside the step by hpcri-step (docs/slurm.md
+    "Stats"): a CPU burner's usage grows at a plausible rate, a container
+    holding ~20 MB shows a working set that much above an idle one."""
+    c = env["c"]
+    pod, pc = run_pod(env, "stats", {"slurm.hpcri.io/cpus": "2",
+                                     "slurm.hpcri.io/memory": "300Mi"})
+    burn = add_ctr(env, pod, pc, "burn", ["sh", "-c", "while :; do :; done"])
+    idle = add_ctr(env, pod, pc, "idle", ["sleep", "1000"])
+    # ~20 MB held in a shell variable (busybox sh; not the last command,
+    # which sh would exec, dropping the variable)
+    mem = add_ctr(env, pod, pc, "mem", ["sh", "-c", "x=$(head -c 20000000 /dev/zero | tr '\\0' a);"
+                                        " echo held; sleep 1000; echo ${#x}"])
+    wait_for(lambda: "held" in read_log(env, "stats", "mem"), 30, "memory held")
+    def have(cid):
+        s = _stats(c, cid)
+        return s if s.HasField("cpu") and s.HasField("memory") else None
+    a = wait_for(lambda: have(burn), 15, "first stats sample")
+    t0 = time.monotonic()
+    wait_for(lambda: _stats(c, burn).cpu.timestamp >= a.cpu.timestamp + 2e9, 15, "later sample")
+    b = _stats(c, burn)
+    dt = (b.cpu.timestamp - a.cpu.timestamp) / 1e9
+    used = (b.cpu.usage_core_nano_seconds.value - a.cpu.usage_core_nano_seconds.value) / 1e9
+    print("burner: %.2f s CPU in %.2f s; waited %.2f s" % (used, dt, time.monotonic() - t0))
+    # one busy loop: at most one core (plus sampling skew); the machine is
+    # shared, so only a low floor
+    assert 0.2 * dt < used < 1.3 * dt, (used, dt)
+    assert a.cpu.usage_core_nano_seconds.value > 0
+    time.sleep(0.8)  # a sample taken after "held"
+    m = wait_for(lambda: have(mem), 10, "stats of mem")
+    i = wait_for(lambda: have(idle), 10, "stats of idle")
+    ws_m, ws_i = m.memory.working_set_bytes.value, i.memory.working_set_bytes.value
+    print("working set: mem %.1f MB, idle %.1f MB, rss mem %.1f MB" % (
+        ws_m / 1e6, ws_i / 1e6, m.memory.rss_bytes.value / 1e6))
+    assert 0 < ws_i < 10e6, ws_i
+    assert 18e6 < ws_m - ws_i < 120e6, (ws_m, ws_i)
+    assert m.memory.rss_bytes.value >= 18e6
+    # the pod: its running containers and their sums
+    ps = c.PodSandboxStats(pod_sandbox_id=pod).stats
+    assert ps.attributes.id == pod and ps.attributes.metadata.name == "stats"
+    assert sorted(x.attributes.id for x in ps.linux.containers) == sorted([burn, idle, mem])
+    assert ps.linux.cpu.usage_core_nano_seconds.value == sum(
+        x.cpu.usage_core_nano_seconds.value for x in ps.linux.containers)
+    assert ps.linux.cpu.usage_core_nano_seconds.value >= b.cpu.usage_core_nano_seconds.value
+    assert ps.linux.memory.working_set_bytes.value >= 18e6
+    assert pod in [x.attributes.id for x in c.ListPodSandboxStats().stats]
+    # the scratch tmpfs is the writable layer
+    r = c.ExecSync(container_id=idle, cmd=["sh", "-c", "head -c 3000000 /dev/zero > /tmp/f"],
+                   timeout=20)
+    assert r.exit_code == 0
+    wait_for(lambda: _stats(c, idle).writable_layer.used_bytes.value >= 3e6, 10,
+             "writable layer usage")
+    one = c.ContainerStats(container_id=idle).stats
+    assert one.writable_layer.used_bytes.value < 10e6
+    assert one.writable_layer.inodes_used.value >= 1
+
+
+def test_time_limit_gives_slurm_time_limit(env):
+    """A job that hits its time limit: the container exits with the reason
+    naming it, not OOMKilled, and Slurm's signal in the exit code.  Slurm
+    limits are whole minutes; the running job's EndTime is moved to a few
+    seconds from now (scontrol update EndTime, which lowers the time limit
+    the same way), and slurmctld's periodic limit check (30 s) ends it."""
+    c = env["c"]
+    pod, pc = run_pod(env, "tl", {"slurm.hpcri.io/cpus": "1", "slurm.hpcri.io/memory": "64Mi",
+                                  "slurm.hpcri.io/time-limit": "1"})
+    jid = [j for j in job_of(env, "tl")][0][0]
+    wait_for(lambda: show_job(env, jid)["JobState"] == "RUNNING", 20, "job running")
+    cid = add_ctr(env, pod, pc, "w", ["sh", "-c", "echo up; sleep 1000"])
+    wait_for(lambda: "up" in read_log(env, "tl", "w"), 15, "container up")
+    t0 = time.monotonic()
+    r = slurm(env["cl"], "scontrol", "update", "JobId=" + jid, "EndTime=now+2")
+    assert r.returncode == 0, r.stderr
+    st = wait_exited(c, cid, timeout=75)
+    print("time limit -> container exited in %.1f s" % (time.monotonic() - t0))
+    assert st.reason == "SlurmTimeLimit", st
+    assert st.exit_code in (143, 137), st  # SIGTERM from Slurm (KILL after KillWait)
+    assert "TIMEOUT" in st.message and jid in st.message, st
+    # the job really ended by its time limit (it may still be COMPLETING
+    # when the container is reported: squeue's reason says TimeLimit then)
+    wait_for(lambda: show_job(env, jid)["JobState"] == "TIMEOUT", 30, "job TIMEOUT")
+    assert show_job(env, jid)["Reason"] == "TimeLimit"
+    # the pod's verbose info shows the final state once the job has completed
+    wait_for(lambda: '"state":"TIMEOUT"' in
+             c.PodSandboxStatus(pod_sandbox_id=pod, verbose=True).info["info"], 30,
+             "TIMEOUT in the pod's info")
+
+
+from test_rootless import RootlessEnv, _ours, _prereqs as _rootless_prereqs, user  # noqa: E402,F401
+
+
+@pytest.mark.skipif(_rootless_prereqs() is not None, reason=str(_rootless_prereqs()))
+def test_unprivileged_daemon(cluster, registry, user, monkeypatch):
+    """hpcri as the unprivileged user hpcri-test with the slurm handler: the
+    pod's job belongs to that user (scontrol UserId), the container runs
+    rootless in a user namespace on the compute node, its log, exit code and
+    (/proc-based) stats come back."""
+    e = RootlessEnv(user, registry)
+    shared = os.path.join(e.base, "shared")
+    os.mkdir(shared)
+    os.chown(shared, user["uid"], user["gid"])
+    with open(e.conf, "w") as f:
+        f.write('[registry "%s"]\ninsecure = true\n\n[runtime]\ntype = oci\n\n'
+                '[runtime "slurm"]\ntype = slurm\nshared_dir = %s\npartition = debug\n'
+                'runtime_path = runc\npoll_interval_ms = 300\nstats_interval_ms = 300\n'
+                % (registry, shared))
+    monkeypatch.setenv("SLURM_CONF", cluster["conf"])
+    try:
+        e.start()
+        c = e.c
+        c.PullImage(image=api_pb2.ImageSpec(image=e.image), timeout=120)
+        pc = e.pod_config("rl")
+        pc.annotations["slurm.hpcri.io/memory"] = "64Mi"
+        pod = c.RunPodSandbox(config=pc, runtime_handler="slurm", timeout=60).pod_sandbox_id
+        out = slurm(cluster, "squeue", "-h", "-o", "%i|%j").stdout
+        jid = [l.split("|")[0] for l in out.splitlines() if l.endswith("|hpcri-" + pod)][0]
+        info = show_job({"cl": cluster}, jid)
+        assert info["UserId"].startswith("%s(%d)" % (user["name"], user["uid"])), info
+        wait_for(lambda: show_job({"cl": cluster}, jid)["JobState"] == "RUNNING", 20, "running")
+        cid = e.create(pod, pc, "hello", ["sh", "-c", "echo hello; cat /proc/self/uid_map; "
+                                          "exit 6"])
+        st = wait_exited(c, cid)
+        log = open(os.path.join(e.logs, "rl", "hello.log")).read()
+        assert st.exit_code == 6 and st.reason == "Error", (st, log)
+        lines = [l.split(" ", 3)[3] for l in log.splitlines() if " stdout " in l]
+        assert lines[0] == "hello", log
+        # a user namespace whose root is the unprivileged user on the host
+        first = lines[1].split()
+        assert first[0] == "0" and first[1] == str(user["uid"]), log
+        # stats without cgroups: the helper's /proc fallback
+        busy = e.create(pod, pc, "busy", ["sh", "-c", "while :; do :; done"])
+        def stats():
+            for s in c.ListContainerStats().stats:
+                if s.attributes.id == busy and s.HasField("cpu") and \
+                        s.cpu.usage_core_nano_seconds.value > 0:
+                    return s
+            return None
+        s = wait_for(stats, 15, "stats of the busy container")
+        # the busy shell alone (~1-2 MB), not the runtime process (runc: >5 MB)
+        print("unprivileged busy container: working set %.1f MB" %
+              (s.memory.working_set_bytes.value / 1e6))
+        assert 0 < s.memory.working_set_bytes.value < 5e6, s.memory
+        c.StopContainer(api_pb2.StopContainerRequest(container_id=busy, timeout=2), timeout=60)
+        assert wait_exited(c, busy).exit_code in (137, 143)
+        e.remove_all()
+        rc = e.d.stop()
+        assert rc == 0, "hpcri exited with %s:\n%s" % (rc, e.d.read_log())
+    finally:
+        if e.c:
+            e.c.close()
+        for d in e.daemons:
+            d.kill()
+        for p in _ours(e.base):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(e.base, ignore_errors=True)

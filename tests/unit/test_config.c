@@ -550,4 +550,37 @@ T_CASE(docs_example_matches_file)
     T_ASSERT(strncmp(start + strlen(ex), "```", 3) == 0);
 }
 
+T_CASE(slurm_gpu_devices)
+{
+    hp_err err = HP_ERR_INIT;
+    hp_config *cfg = load("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\n"
+                          "gpu_devices = /dev/nvidia0 , /dev/nvidia1\nstats_interval_ms = 500\n",
+                          &err);
+    T_ASSERT(cfg);
+    const hp_handler_config *h = hp_config_handler(cfg, "s", &err);
+    T_ASSERT(h);
+    T_EQ_STR(hp_handler_opt(h, "gpu_devices"), "/dev/nvidia0,/dev/nvidia1");
+    long iv = 0;
+    T_EQ_INT(hp_handler_opt_int(h, "stats_interval_ms", &iv, &err), 0);
+    T_EQ_INT(iv, 500);
+    hp_config_free(cfg);
+    cfg = load("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\ngpu_devices = /dev/gpu%d\n", &err);
+    T_ASSERT(cfg);
+    T_EQ_STR(hp_handler_opt(hp_config_handler(cfg, "s", &err), "gpu_devices"), "/dev/gpu%d");
+    hp_config_free(cfg);
+    T_ASSERT(fails_with("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\ngpu_devices = dev/x\n",
+                        "test.conf:4:", "gpu_devices", "absolute device paths", NULL));
+    T_ASSERT(fails_with("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\n"
+                        "gpu_devices = /dev/g%s\n",
+                        "test.conf:4:", "at most one %d", NULL));
+    T_ASSERT(fails_with("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\n"
+                        "gpu_devices = /dev/g%d%d\n",
+                        "test.conf:4:", "gpu_devices", NULL));
+    T_ASSERT(fails_with("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\n"
+                        "gpu_devices = /dev/a,,/dev/b\n",
+                        "test.conf:4:", "gpu_devices", NULL));
+    T_ASSERT(fails_with("[runtime \"s\"]\ntype = slurm\nshared_dir = /s\nstats_interval_ms = 5\n",
+                        "test.conf:4:", "stats_interval_ms", NULL));
+}
+
 T_MAIN()

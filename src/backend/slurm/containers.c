@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend/oci/spec.h"
 #include "backend/slurm/exec.h"
 #include "backend/slurm/map.h"
+#include "backend/slurm/sample.h"
 #include "backend/slurm/slurm_int.h"
 #include "backend/slurm/step.h"
 #include "util/cleanup.h"
@@ -37,6 +39,8 @@ static void hp_slurm_json_decrefp(json_t **j)
 }
 #define _cleanup_json_ __attribute__((cleanup(hp_slurm_json_decrefp)))
 #define KILL_WAIT_MS   10000
+/* how long a failed container of a COMPLETING job waits for the final state */
+#define COMPLETING_WAIT_NS (30LL * 1000000000)
 
 static int64_t real_ns(void)
 {
@@ -213,7 +217,7 @@ int hp_slurm_ctr_create(hp_backend *be, hp_be_container *c, hp_err *err)
      * relative to its own cgroup, i.e. below the step's. */
     char cgp[200];
     snprintf(cgp, sizeof cgp, "hpcri-%s", c->id);
-    o.cgroups_path = b->runtime_crun ? NULL : cgp;
+    o.cgroups_path = b->runtime_crun || o.rootless ? NULL : cgp; /* rootless: no cgroups */
     json_t *spec = hp_oci_spec_container(c->pod_config, c->config, &ic, &o, err);
     int sig = hp_oci_cri_signal(c->config->stop_signal);
     if (!sig)
@@ -271,9 +275,67 @@ fail:
 
 /* ---------- launch ---------- */
 
-/* Put CUDA_VISIBLE_DEVICES (the job's GPU indices on its node, as Slurm
- * sets it for a task) into config.json. */
-static int add_gpu_env(slurm_be *b, const char *dir, const char *job_id, hp_err *err)
+/* Add GPU device node idx (gpu_devices) to spec: a bind mount when
+ * rootless (no mknod in a user namespace), else linux.devices plus a
+ * device-cgroup allow rule.  The node is stat()ed here, on the daemon's
+ * node: the compute nodes must have the same device numbers (docs). */
+static int add_gpu_device(slurm_be *b, json_t *spec, long idx, hp_err *err)
+{
+    char host[1024], cpath[1100];
+    if (hp_slurm_gpu_device(b->gpu_devices, idx, host, sizeof host, cpath, sizeof cpath) < 0)
+        return hp_err_set(err, HP_FAILED_PRECONDITION,
+                          "GPU index %ld has no device in gpu_devices = %s", idx, b->gpu_devices);
+    struct stat st;
+    if (stat(host, &st) < 0)
+        return hp_err_sys(err, HP_FAILED_PRECONDITION, "GPU %ld: device %s", idx, host);
+    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode))
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "GPU %ld: %s is not a device node", idx,
+                          host);
+    json_t *linux = json_object_get(spec, "linux");
+    if (!json_is_object(linux))
+        return hp_err_set(err, HP_INTERNAL, "config.json has no linux section");
+    if (b->uid != 0) {
+        json_t *mounts = json_object_get(spec, "mounts");
+        json_t *m = json_pack("{s:s, s:s, s:s, s:[s, s, s]}", "destination", cpath, "type", "bind",
+                              "source", host, "options", "bind", "rprivate", "rw");
+        if (!json_is_array(mounts) || !m || json_array_append_new(mounts, m) < 0)
+            return hp_err_set(err, HP_INTERNAL, "cannot add the mount of %s", host);
+        return 0;
+    }
+    const char *type = S_ISCHR(st.st_mode) ? "c" : "b";
+    json_t *devs = json_object_get(linux, "devices");
+    if (!devs) {
+        devs = json_array();
+        json_object_set_new(linux, "devices", devs);
+    }
+    json_t *res = json_object_get(linux, "resources");
+    if (!res) {
+        res = json_object();
+        json_object_set_new(linux, "resources", res);
+    }
+    json_t *rules = json_object_get(res, "devices");
+    if (!rules) {
+        rules = json_array();
+        json_object_set_new(res, "devices", rules);
+    }
+    json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:i, s:I, s:I}", "path", cpath, "type", type,
+                          "major", (json_int_t)major(st.st_rdev), "minor",
+                          (json_int_t)minor(st.st_rdev), "fileMode", (int)(st.st_mode & 07777),
+                          "uid", (json_int_t)st.st_uid, "gid", (json_int_t)st.st_gid);
+    json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:s}", "allow", 1, "type", type, "major",
+                          (json_int_t)major(st.st_rdev), "minor", (json_int_t)minor(st.st_rdev),
+                          "access", "rwm");
+    if (!json_is_array(devs) || !json_is_array(rules) || !d || !r ||
+        json_array_append_new(devs, d) < 0 || json_array_append_new(rules, r) < 0)
+        return hp_err_set(err, HP_INTERNAL, "cannot add device %s to config.json", host);
+    return 0;
+}
+
+/* The job's GPUs for the container, as Slurm gives them to a task:
+ * CUDA_VISIBLE_DEVICES and SLURM_STEP_GPUS = the job's GPU indices on its
+ * node (scontrol -d show job), and, with gpu_devices, exactly those device
+ * nodes in config.json. */
+static int add_gpus(slurm_be *b, const char *dir, const char *job_id, hp_err *err)
 {
     char idarg[40];
     snprintf(idarg, sizeof idarg, "%s", job_id);
@@ -285,6 +347,9 @@ static int add_gpu_env(slurm_be *b, const char *dir, const char *job_id, hp_err 
     int r = o.status == 0 ? hp_slurm_gpu_idx(o.out, idx, sizeof idx) : -1;
     hp_slurm_out_free(&o);
     if (r < 0) {
+        if (b->gpu_devices)
+            return hp_err_set(err, HP_FAILED_PRECONDITION,
+                              "Slurm job %s: no GPU indices in scontrol -d show job", job_id);
         hp_warn("Slurm job %s: no GPU indices in scontrol -d output", job_id);
         return 0;
     }
@@ -299,6 +364,14 @@ static int add_gpu_env(slurm_be *b, const char *dir, const char *job_id, hp_err 
     json_array_append_new(penv, json_string(kv));
     snprintf(kv, sizeof kv, "SLURM_STEP_GPUS=%s", idx);
     json_array_append_new(penv, json_string(kv));
+    if (b->gpu_devices)
+        for (const char *p = idx; *p;) {
+            char *end;
+            long i = strtol(p, &end, 10);
+            if (end == p || add_gpu_device(b, spec, i, err) < 0)
+                return hp_err_wrap(err, "Slurm job %s", job_id);
+            p = *end == ',' ? end + 1 : end;
+        }
     return write_json_atomic(dir, "config.json", spec, err);
 }
 
@@ -316,7 +389,7 @@ static int launch(slurm_be *b, const char *id, const char *dir, hp_err *err)
     long gpus = (long)json_integer_value(json_object_get(l, "gpus"));
     if (!job_id)
         return hp_err_set(err, HP_DATA_LOSS, "%s/launch.json has no job id", dir);
-    if (gpus > 0 && add_gpu_env(b, dir, job_id, err) < 0)
+    if (gpus > 0 && add_gpus(b, dir, job_id, err) < 0)
         return -1;
     hp_slurm_argv a = {0};
     int ok = hp_slurm_argv_add(&a, "srun") | hp_slurm_argv_add(&a, "--jobid=%s", job_id) |
@@ -327,6 +400,19 @@ static int launch(slurm_be *b, const char *id, const char *dir, hp_err *err)
         ok |= hp_slurm_argv_add(&a, "--mpi=%s", mpi);
     if (cpus > 0)
         ok |= hp_slurm_argv_add(&a, "--cpus-per-task=%ld", cpus);
+    if (b->step_helper) {
+        /* samples the container's usage into <dir>/stats on the compute
+         * node (runc: its cgroup hpcri-<id>; crun stays in the step's
+         * cgroup: the helper's process tree) */
+        char sp[PATH_CAP];
+        ok |= hp_slurm_argv_add(&a, "%s", b->step_helper) | hp_slurm_argv_add(&a, "--stats") |
+              hp_slurm_argv_add(&a, "%s", pjoin(sp, dir, "stats")) |
+              hp_slurm_argv_add(&a, "--interval-ms") |
+              hp_slurm_argv_add(&a, "%d", b->stats_interval_ms);
+        if (!b->runtime_crun && b->uid == 0)
+            ok |= hp_slurm_argv_add(&a, "--cgroup") | hp_slurm_argv_add(&a, "hpcri-%s", id);
+        ok |= hp_slurm_argv_add(&a, "--");
+    }
     ok |= hp_slurm_argv_add(&a, "%s", b->runtime);
     if (b->runtime_crun)
         ok |= hp_slurm_argv_add(&a, "--cgroup-manager=disabled");
@@ -384,7 +470,15 @@ static void compute_status(slurm_be *b, const char *dir, const char *job_id, hp_
     if (have_exit) {
         /* A failure may be the job's end (scancel, time limit, node
          * failure): decide once the poller has looked after the exit. */
-        if (code != 0 && !job_final && hp_slurm_poller_last_start_ns(b->poller) < fin) {
+        bool stale = hp_slurm_poller_last_start_ns(b->poller) < fin;
+        /* A job that is COMPLETING has ended but its final state is not
+         * known yet; squeue's reason already says "TimeLimit" for a time
+         * limit.  Otherwise wait for the final state (bounded: a node
+         * stuck in COMPLETING must not keep the container RUNNING). */
+        bool completing = code != 0 && jr == 0 && strcmp(j.state, "COMPLETING") == 0;
+        bool timelimit = completing && strcmp(j.reason, "TimeLimit") == 0;
+        if (code != 0 && !job_final && !timelimit &&
+            (stale || (completing && real_ns() - fin < COMPLETING_WAIT_NS))) {
             st->state = RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING;
             st->started_at = started;
             return;
@@ -393,10 +487,13 @@ static void compute_status(slurm_be *b, const char *dir, const char *job_id, hp_
         st->started_at = started;
         st->finished_at = fin;
         st->exit_code = code;
-        const char *jr_reason = job_final ? hp_slurm_state_reason(j.state) : NULL;
+        const char *jr_reason = job_final   ? hp_slurm_state_reason(j.state)
+                                : timelimit ? hp_slurm_state_reason("TIMEOUT")
+                                            : NULL;
         if (code != 0 && jr_reason) {
             snprintf(st->reason, sizeof st->reason, "%s", jr_reason);
-            snprintf(st->message, sizeof st->message, "Slurm job %s ended: %s", job_id, j.state);
+            snprintf(st->message, sizeof st->message, "Slurm job %s ended: %s", job_id,
+                     timelimit ? "TIMEOUT (time limit reached, job completing)" : j.state);
         } else {
             snprintf(st->reason, sizeof st->reason, "%s", code == 0 ? "Completed" : "Error");
             if (!have_mon)
@@ -833,13 +930,37 @@ int hp_slurm_ctr_reopen_log(hp_backend *be, hp_be_container *c, hp_err *err)
 
 int hp_slurm_ctr_stats(hp_backend *be, hp_be_container *c, hp_be_stats *out, hp_err *err)
 {
-    (void)be;
-    (void)c;
-    (void)err;
-    /* No cheap per-step numbers without jobacct_gather (sstat): leave the
-     * fields unset rather than invent them. */
+    slurm_be *b = sbe(be);
+    char dir[4200];
+    if (ctr_dir(b, c, dir, sizeof dir, err) < 0)
+        return -1;
     memset(out, 0, sizeof *out);
     out->timestamp = real_ns();
+    /* the step helper's last sample (sample.h); without one (no helper,
+     * queued, first interval) the fields stay unset */
+    char p[PATH_CAP], buf[512];
+    _cleanup_fclose_ FILE *f = fopen(pjoin(p, dir, "stats"), "re");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    hp_step_sample s;
+    if (hp_step_sample_parse(buf, &s) < 0)
+        return 0;
+    out->timestamp = s.ts_ns;
+    out->has_cpu = s.has_cpu;
+    out->cpu_usage_ns = s.cpu_ns;
+    out->has_memory = s.has_mem;
+    out->memory_working_set = s.mem_ws;
+    out->memory_rss = s.mem_rss;
+    out->memory_usage = s.mem_usage;
+    out->has_writable_layer = s.has_wl;
+    out->writable_bytes = s.wl_bytes;
+    out->writable_inodes = s.wl_inodes;
+    /* the scratch tmpfs mounts live in the container: name its directory */
+    size_t ml = strnlen(dir, sizeof out->writable_mountpoint - 1);
+    memcpy(out->writable_mountpoint, dir, ml);
+    out->writable_mountpoint[ml] = '\0';
     return 0;
 }
 

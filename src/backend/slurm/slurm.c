@@ -350,6 +350,8 @@ static void destroy(hp_backend *be)
     free(b->runtime);
     free(b->base.handler);
     free(b->shared_dir);
+    free(b->step_helper);
+    free(b->gpu_devices);
     free(b->pods_dir);
     free(b->script_path);
     free(b->sbatch);
@@ -413,6 +415,47 @@ static int write_keeper(const char *path, hp_err *err)
         unlink(tmp);
         return -1;
     }
+    return 0;
+}
+
+/* The step helper (docs/slurm.md "Stats"): the configured step_helper
+ * (must be executable here: FAILED_PRECONDITION otherwise), else
+ * hpcri-step next to the pause binary or next to the running program.
+ * *out = malloc'd path owned by the caller, or NULL when the default is
+ * absent (containers then run without it and have no stats). */
+static int find_step_helper(const hp_handler_config *h, const hp_backend_env *env, char **out,
+                            hp_err *err)
+{
+    *out = NULL;
+    const char *conf = hp_handler_opt(h, "step_helper");
+    if (conf) {
+        if (access(conf, X_OK) < 0)
+            return hp_err_sys(err, HP_FAILED_PRECONDITION, "runtime handler \"%s\": step_helper %s",
+                              h->name, conf);
+        if (!(*out = strdup(conf)))
+            return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        return 0;
+    }
+    char dir[4096] = "";
+    if (env->pause_path && strchr(env->pause_path, '/')) {
+        snprintf(dir, sizeof dir, "%s", env->pause_path);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+        dir[n > 0 ? n : 0] = '\0';
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    _cleanup_free_ char *p = join(dir, "hpcri-step");
+    if (!p)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    if (access(p, X_OK) < 0) {
+        hp_warn("runtime handler \"%s\": %s not found: Slurm containers will have no stats",
+                h->name, p);
+        return 0;
+    }
+    *out = hp_steal_ptr(&p);
     return 0;
 }
 
@@ -485,6 +528,16 @@ hp_backend *hp_slurm_backend_new(const hp_handler_config *h, const hp_backend_en
     b->qos = dup_or_null(hp_handler_opt(h, "qos"));
     b->time_limit = dup_or_null(hp_handler_opt(h, "time_limit"));
     b->mpi = dup_or_null(hp_handler_opt(h, "mpi"));
+    b->gpu_devices = dup_or_null(hp_handler_opt(h, "gpu_devices"));
+    long sint = 2000;
+    hp_err_clear(&e);
+    if (hp_handler_opt_int(h, "stats_interval_ms", &sint, &e) < 0)
+        sint = 2000;
+    b->stats_interval_ms = (int)sint;
+    if (find_step_helper(h, env, &b->step_helper, err) < 0) {
+        destroy(&b->base);
+        return NULL;
+    }
     struct passwd pw, *pwp = NULL;
     char pwbuf[4096];
     if (getpwuid_r(env->uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)

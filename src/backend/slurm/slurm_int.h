@@ -33,6 +33,9 @@ typedef struct slurm_be {
     char *prefix, *user;
     char *partition, *account, *qos, *time_limit, *mpi; /* handler defaults, NULL = unset */
     hp_slurm_poller *poller;
+    char *step_helper;     /* hpcri-step on the compute nodes, NULL = none (no stats) */
+    int stats_interval_ms; /* the helper's sampling interval */
+    char *gpu_devices;     /* handler gpu_devices ("/dev/nvidia%d" or a list), NULL = unset */
 
     /* containers (containers.c) */
     pthread_mutex_t mu;

@@ -545,3 +545,37 @@ int hp_slurm_gpu_idx(const char *out, char *buf, size_t cap)
     }
     return -1;
 }
+
+int hp_slurm_gpu_device(const char *spec, long idx, char *host, size_t hcap, char *ctr, size_t ccap)
+{
+    if (!spec || idx < 0 || hcap == 0 || ccap == 0)
+        return -1;
+    const char *el = spec;
+    size_t len = strcspn(spec, ",");
+    if (spec[len] != '\0' || !memmem(spec, len, "%d", 2)) {
+        for (long i = 0; i < idx; i++) {
+            el += len;
+            if (*el != ',')
+                return -1;
+            el++;
+            len = strcspn(el, ",");
+        }
+    }
+    if (len == 0)
+        return -1;
+    const char *pct = memmem(el, len, "%d", 2);
+    int w;
+    if (pct)
+        w = snprintf(host, hcap, "%.*s%ld%.*s", (int)(pct - el), el, idx,
+                     (int)(len - (size_t)(pct + 2 - el)), pct + 2);
+    else
+        w = snprintf(host, hcap, "%.*s", (int)len, el);
+    if (w < 0 || (size_t)w >= hcap)
+        return -1;
+    const char *base = strrchr(host, '/');
+    if (strncmp(host, "/dev/", 5) == 0)
+        w = snprintf(ctr, ccap, "%s", host);
+    else
+        w = snprintf(ctr, ccap, "/dev/%s", base ? base + 1 : host);
+    return w < 0 || (size_t)w >= ccap ? -1 : 0;
+}

@@ -63,4 +63,13 @@ const char *hp_slurm_state_reason(const char *job_state);
  * Writes into buf (caller's); returns 0, or -1 when there is none. */
 int hp_slurm_gpu_idx(const char *scontrol_out, char *buf, size_t cap);
 
+/* Device node of GPU index idx per the handler's gpu_devices value: a
+ * single path with %d ("/dev/nvidia%d") is used for every index, else the
+ * comma-separated list is indexed (gres.conf order).  Writes the host path
+ * into host and the path inside the container into ctr (the host path when
+ * it is under /dev/, else /dev/<basename>; both caller's buffers).
+ * Returns 0, or -1 when the list has no entry idx or a buffer is small. */
+int hp_slurm_gpu_device(const char *spec, long idx, char *host, size_t hcap, char *ctr,
+                        size_t ccap);
+
 #endif
