@@ -419,10 +419,10 @@ int hp_image_helper_run(hp_image_service *svc, const char *helper, const char *r
             memmove(buf, nl + 1, len - l - 1);
             len -= l + 1;
         }
-        if (len > LINE_MAX_BYTES) {
+        if (len > LINE_MAX_BYTES)
             r.bad_output = true;
-            break;
-        }
+        if (r.bad_output)
+            break; /* a helper that talks nonsense is not waited for */
     }
     if (cancelled || r.bad_output)
         kill(pid, SIGKILL);
