@@ -332,7 +332,9 @@ static pid_t spawn(const char *helper, int in[2], int out[2], hp_err *err)
         /* child: async-signal-safe calls only */
         sigset_t none;
         /* Dies with the daemon: a pull must not outlive it (the restarted
-         * daemon collects what was left, see service.c). */
+         * daemon collects what was left, see service.c).  The death signal
+         * follows the forking thread, which waits here until the helper
+         * exits, so it only fires when the whole daemon goes. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);

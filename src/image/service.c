@@ -190,8 +190,12 @@ void hp_image_op_end(hp_image_service *svc)
     if (svc->record)
         return;
     pthread_mutex_lock(&svc->mu);
-    if (svc->active == 1)
+    if (svc->active == 1) {
         marker_remove_locked(svc); /* mostly clean already: commit synced */
+        /* No pull or import runs now: the scratch dir of an import whose
+         * helper was killed (cancelled call) can go. */
+        remove_stale_imports(svc->dir);
+    }
     svc->active--;
     if (svc->active == 0 && svc->gc_pending && !svc->gc_running) {
         svc->gc_pending = false;
