@@ -54,7 +54,11 @@ $(BUILD)/py/%_pb2.py: proto/%.proto
 	@mkdir -p $(BUILD)/py
 	protoc --proto_path=proto --python_out=$(BUILD)/py $<
 
-$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h
+# Generated headers include each other (hpcri.pb-c.h -> api.pb-c.h): every
+# generated object waits for all of them, and none is deleted as an
+# intermediate (that made the next -j build race to regenerate them).
+.SECONDARY: $(GEN_C) $(GEN_H)
+$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 
