@@ -39,7 +39,7 @@ fi
 
 LIBS="libnghttp2 libprotobuf-c sqlite3 jansson inih libcurl libarchive libcrypto"
 if [ $BUILD_FIRST = 1 ]; then
-    make -j"$(nproc)" "$BUILD/hpcri" "$BUILD/hpcri-ctl" "$BUILD/hpcri-pause" \
+    make -j"$(nproc)" "$BUILD/hpcri" "$BUILD/hpcri-image" "$BUILD/hpcri-ctl" "$BUILD/hpcri-pause" \
         "$BUILD/libhpcri.a" >/dev/null
 fi
 if [ $BUILD_FIRST = 0 ] && [ -x "$BUILD/bench-lifecycle" ]; then

@@ -20,6 +20,7 @@
 
 #include "cri/cri_internal.h"
 #include "cri/daemon.h"
+#include "image/helper.h"
 #include "util/cleanup.h"
 
 static void usage(FILE *out)
@@ -226,6 +227,7 @@ static void daemon_fini(hp_daemon *d)
     pthread_mutex_destroy(&d->ev_lock);
     pthread_mutex_destroy(&d->exit_lock);
     free(d->pause_path);
+    free(d->image_helper);
     free(d->config_path);
     free(d->socket_path);
     free(d->root);
@@ -322,7 +324,8 @@ int main(int argc, char **argv)
     d.root = strdup(d.cfg->root);
     d.started_at = now_ns();
     d.pause_path = find_pause(d.cfg);
-    if (d.socket_path == NULL || d.root == NULL) {
+    d.image_helper = hp_image_helper_find();
+    if (d.socket_path == NULL || d.root == NULL || d.image_helper == NULL) {
         hp_error("out of memory");
         goto out;
     }

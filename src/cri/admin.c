@@ -7,7 +7,7 @@
 #include "cri/cri_internal.h"
 #include "cri/pb.h"
 #include "hpcri.pb-c.h"
-#include "image/import.h"
+#include "image/helper.h"
 #include "util/cleanup.h"
 
 static int admin_import_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
@@ -16,7 +16,7 @@ static int admin_import_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_
     _cleanup_pb_ Hpcri__V1__ImportImageRequest *in =
         hp_pb_decode(&hpcri__v1__import_image_request__descriptor, req, err);
     Hpcri__V1__ImportImageResponse out = HPCRI__V1__IMPORT_IMAGE_RESPONSE__INIT;
-    _cleanup_free_ char *id = NULL, *platform = NULL;
+    _cleanup_free_ char *id = NULL, *platform = NULL, *request = NULL;
     hp_strlist tags = {0};
     int rc;
 
@@ -27,7 +27,11 @@ static int admin_import_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_
     pthread_rwlock_rdlock(&d->cfg_lock);
     platform = d->cfg->default_platform ? strdup(d->cfg->default_platform) : NULL;
     pthread_rwlock_unlock(&d->cfg_lock);
-    rc = hp_image_import(d->images, in->path, in->name, platform, &id, &tags, err);
+    request = hp_image_helper_import_request(d->root, in->path, in->name, platform, err);
+    if (request == NULL)
+        return -1;
+    rc = hp_image_helper_run(d->images, d->image_helper, request, req->cancelled, NULL, NULL, &id,
+                             &tags, err);
     if (rc == 0) {
         out.image_id = id;
         out.repo_tags = tags.items;

@@ -30,6 +30,7 @@ typedef struct hp_daemon {
     char *socket_path;        /* owned copy of the socket we serve */
     char *root;               /* owned: state dir */
     char *pause_path;         /* owned: hpcri-pause binary */
+    char *image_helper;       /* owned: hpcri-image binary (image/helper.h) */
     int lock_fd;              /* flock'd <socket>.lock, -1 if none */
     int64_t started_at;       /* unix ns */
     /* Backend instances, one per RuntimeClass handler, created on first use

@@ -15,6 +15,7 @@
 #include "cri/convert.h"
 #include "cri/cri_internal.h"
 #include "cri/pb.h"
+#include "image/helper.h"
 #include "image/pull.h"
 #include "util/cleanup.h"
 
@@ -118,16 +119,16 @@ hp_image_rec *hp_cri_image_find(hp_daemon *d, const char *ref, hp_err *err)
 }
 
 /* The one PullImage implementation, for the CRI call and the admin stream:
- * credentials from in->auth, registry settings copied under the config lock
- * (a SIGHUP reload must not wait for a download), then the pull.  progress
- * may be NULL.  On success *id is malloc'd; the caller frees it. */
+ * the request (credentials from in->auth, registry settings copied under the
+ * config lock: a SIGHUP reload must not wait for a download) goes to the
+ * image helper, which pulls; the image is recorded here (image/helper.h).
+ * progress may be NULL.  On success *id is malloc'd; the caller frees it. */
 static int do_pull(hp_daemon *d, const Runtime__V1__PullImageRequest *in, const char *what,
                    const atomic_bool *cancel, hp_pull_progress_fn progress, void *ud, char **id,
                    hp_err *err)
 {
     struct hp_pull_auth auth = {0};
-    hp_puller *p;
-    int rc;
+    _cleanup_free_ char *request = NULL;
 
     if (in->image == NULL || in->image->image == NULL || in->image->image[0] == '\0')
         return hp_err_set(err, HP_INVALID_ARGUMENT, "%s: image.image is empty", what);
@@ -139,14 +140,13 @@ static int do_pull(hp_daemon *d, const Runtime__V1__PullImageRequest *in, const 
         auth.registry_token = in->auth->registry_token;
     }
     pthread_rwlock_rdlock(&d->cfg_lock);
-    p = hp_puller_new(d->cfg, err);
+    request = hp_image_helper_pull_request(d->cfg, d->root, in->image->image,
+                                           in->auth ? &auth : NULL, err);
     pthread_rwlock_unlock(&d->cfg_lock);
-    if (p == NULL)
+    if (request == NULL)
         return -1;
-    rc = hp_image_pull(d->images, p, in->image->image, in->auth ? &auth : NULL, cancel, progress,
-                       ud, id, err);
-    hp_puller_free(p);
-    return rc;
+    return hp_image_helper_run(d->images, d->image_helper, request, cancel, progress, ud, id, NULL,
+                               err);
 }
 
 int hp_cri_pull_image(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,34 +14,8 @@
 
 #include "image/ref.h"
 #include "util/cleanup.h"
+#include "image/content_int.h"
 #include "util/log.h"
-
-struct hp_content {
-    char *root;
-    int rootfd;
-    int blobs256, blobs512; /* blobs/sha256, blobs/sha512 */
-    int layersfd;           /* layers/sha256 */
-    int tmpfd, locksfd;
-    bool deferred_sync; /* hp_content_defer_sync: no fsync/syncfs per blob or layer */
-};
-
-/* Start writeback of every this many dirty bytes of a file being written, so
- * that the disk works while the download goes on and the final fsync/syncfs
- * only waits for the tail. */
-#define WRITEBACK_CHUNK (8u << 20)
-
-struct hp_content_writer {
-    hp_content *cs;
-    int fd, lockfd;
-    char lockname[160];
-    char tmpname[180];
-    char digest[140];
-    const char *hex; /* into digest */
-    int64_t size;
-    uint64_t written;
-    uint64_t kicked; /* writeback started up to here */
-    EVP_MD_CTX *md;
-};
 
 /* ---- helpers ---- */
 
@@ -134,7 +107,7 @@ fail:
 }
 
 /* Validate a digest; set *dirfd to its blob directory and return the hex part. */
-static const char *blob_hex(hp_content *cs, const char *digest, int *dirfd, hp_err *err)
+const char *hp_content_blob_hex(hp_content *cs, const char *digest, int *dirfd, hp_err *err)
 {
     if (!hp_ref_digest_valid(digest)) {
         hp_err_set(err, HP_INVALID_ARGUMENT, "invalid digest \"%.140s\"",
@@ -157,7 +130,7 @@ static const char *layer_hex(const char *key, hp_err *err)
 
 /* Exclusive flock on locks/<name>, robust against the unlink on release.
  * Returns the lock fd or -1. */
-static int lock_acquire(hp_content *cs, const char *name, hp_err *err)
+int hp_content_lock_acquire(hp_content *cs, const char *name, hp_err *err)
 {
     while (1) {
         struct stat a, b;
@@ -178,7 +151,7 @@ static int lock_acquire(hp_content *cs, const char *name, hp_err *err)
     }
 }
 
-static void lock_release(hp_content *cs, const char *name, int fd)
+void hp_content_lock_release(hp_content *cs, const char *name, int fd)
 {
     if (fd < 0)
         return;
@@ -188,7 +161,7 @@ static void lock_release(hp_content *cs, const char *name, int fd)
 
 /* Delete tmp/ entries starting with prefix (stale leftovers of a dead writer;
  * the caller holds the matching lock). */
-static void clean_stale(hp_content *cs, const char *prefix)
+void hp_content_clean_stale(hp_content *cs, const char *prefix)
 {
     int fd = openat(cs->tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d;
@@ -212,7 +185,7 @@ static void clean_stale(hp_content *cs, const char *prefix)
     closedir(d);
 }
 
-static int random_suffix(char *out, size_t outsz)
+int hp_content_random_suffix(char *out, size_t outsz)
 {
     unsigned char r[8];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
@@ -222,7 +195,7 @@ static int random_suffix(char *out, size_t outsz)
     return 0;
 }
 
-static int exists_at(int dirfd, const char *name)
+int hp_content_exists_at(int dirfd, const char *name)
 {
     struct stat sb;
     return fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
@@ -247,179 +220,14 @@ int hp_content_has(hp_content *cs, const char *digest)
 {
     int dfd;
     hp_err e = HP_ERR_INIT;
-    const char *hex = blob_hex(cs, digest, &dfd, &e);
-    return hex ? exists_at(dfd, hex) : 0;
-}
-
-static void writer_free(hp_content_writer *w)
-{
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->tmpname[0])
-        unlinkat(w->cs->tmpfd, w->tmpname, 0);
-    lock_release(w->cs, w->lockname, w->lockfd);
-    EVP_MD_CTX_free(w->md);
-    free(w);
-}
-
-int hp_content_begin(hp_content *cs, const char *digest, int64_t size, hp_content_writer **wp,
-                     int *already_present, hp_err *err)
-{
-    hp_content_writer *w;
-    int dfd;
-    const char *hex = blob_hex(cs, digest, &dfd, err);
-    char prefix[140], rnd[20];
-
-    *wp = NULL;
-    *already_present = 0;
-    if (hex == NULL)
-        return -1;
-    if (exists_at(dfd, hex)) {
-        *already_present = 1;
-        return 0;
-    }
-    w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
-    w->cs = cs;
-    w->fd = -1;
-    w->size = size;
-    snprintf(w->digest, sizeof w->digest, "%s", digest);
-    w->hex = w->digest + 7;
-    snprintf(w->lockname, sizeof w->lockname, "%s.lock", hex);
-    w->lockfd = lock_acquire(cs, w->lockname, err);
-    if (w->lockfd < 0)
-        goto fail;
-    if (exists_at(dfd, hex)) { /* a concurrent writer finished while we waited */
-        writer_free(w);
-        *already_present = 1;
-        return 0;
-    }
-    snprintf(prefix, sizeof prefix, "%s.", hex);
-    clean_stale(cs, prefix);
-    if (random_suffix(rnd, sizeof rnd) < 0) {
-        hp_err_sys(err, HP_INTERNAL, "getrandom");
-        goto fail;
-    }
-    snprintf(w->tmpname, sizeof w->tmpname, "%s.%s", hex, rnd);
-    w->fd =
-        openat(cs->tmpfd, w->tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        hp_err_sys(err, HP_INTERNAL, "content store: create tmp/%s", w->tmpname);
-        w->tmpname[0] = '\0';
-        goto fail;
-    }
-    w->md = EVP_MD_CTX_new();
-    if (w->md == NULL ||
-        EVP_DigestInit_ex(w->md, digest[3] == '2' ? EVP_sha256() : EVP_sha512(), NULL) != 1) {
-        hp_err_set(err, HP_INTERNAL, "content store: digest init failed");
-        goto fail;
-    }
-    *wp = w;
-    return 0;
-fail:
-    writer_free(w);
-    return -1;
-}
-
-uint64_t hp_content_written(const hp_content_writer *w)
-{
-    return w->written;
-}
-
-int hp_content_write(hp_content_writer *w, const void *buf, size_t len, hp_err *err)
-{
-    const char *p = buf;
-    if (w->size >= 0 && w->written + len > (uint64_t)w->size)
-        return hp_err_set(err, HP_DATA_LOSS, "blob %s: more than the expected %lld bytes received",
-                          w->digest, (long long)w->size);
-    if (EVP_DigestUpdate(w->md, buf, len) != 1)
-        return hp_err_set(err, HP_INTERNAL, "blob %s: digest update failed", w->digest);
-    w->written += len;
-    while (len > 0) {
-        ssize_t n = write(w->fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return hp_err_sys(err, errno == ENOSPC ? HP_RESOURCE_EXHAUSTED : HP_INTERNAL,
-                              "blob %s: write", w->digest);
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    if (w->written - w->kicked >= WRITEBACK_CHUNK) {
-        /* Only a hint: errors (e.g. ESPIPE on odd file systems) are ignored,
-         * the fsync or syncfs at the end reports real I/O errors. */
-        (void)sync_file_range(w->fd, (off64_t)w->kicked, (off64_t)(w->written - w->kicked),
-                              SYNC_FILE_RANGE_WRITE);
-        w->kicked = w->written;
-    }
-    return 0;
-}
-
-void hp_content_abort(hp_content_writer *w)
-{
-    if (w)
-        writer_free(w);
-}
-
-int hp_content_commit(hp_content_writer *w, hp_err *err)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    char actual[140];
-    int dfd = w->digest[3] == '2' ? w->cs->blobs256 : w->cs->blobs512;
-    int rc = -1;
-
-    if (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1) {
-        hp_err_set(err, HP_INTERNAL, "blob %s: digest final failed", w->digest);
-        goto out;
-    }
-    memcpy(actual, w->digest, 7);
-    for (unsigned i = 0; i < mdlen; i++)
-        snprintf(actual + 7 + 2 * i, 3, "%02x", md[i]);
-    if (strcmp(actual, w->digest) != 0 || (w->size >= 0 && w->written != (uint64_t)w->size)) {
-        hp_err_set(err, HP_DATA_LOSS,
-                   "blob verification failed: expected %s (%lld bytes), got %s (%llu bytes)",
-                   w->digest, (long long)w->size, actual, (unsigned long long)w->written);
-        goto out;
-    }
-    if (fchmod(w->fd, 0444) < 0 || (!w->cs->deferred_sync && fsync(w->fd) < 0)) {
-        hp_err_sys(err, HP_INTERNAL, "blob %s: fsync", w->digest);
-        goto out;
-    }
-    if (renameat(w->cs->tmpfd, w->tmpname, dfd, w->hex) < 0) {
-        hp_err_sys(err, HP_INTERNAL, "blob %s: rename into place", w->digest);
-        goto out;
-    }
-    w->tmpname[0] = '\0';
-    if (!w->cs->deferred_sync && fsync(dfd) < 0)
-        hp_warn("content store: fsync blobs directory: %s", strerror(errno));
-    rc = 0;
-out:
-    writer_free(w);
-    return rc;
-}
-
-int hp_content_put(hp_content *cs, const char *digest, const void *buf, size_t len, hp_err *err)
-{
-    hp_content_writer *w;
-    int already;
-    if (hp_content_begin(cs, digest, (int64_t)len, &w, &already, err) < 0)
-        return -1;
-    if (already)
-        return 0;
-    if (hp_content_write(w, buf, len, err) < 0) {
-        hp_content_abort(w);
-        return -1;
-    }
-    return hp_content_commit(w, err);
+    const char *hex = hp_content_blob_hex(cs, digest, &dfd, &e);
+    return hex ? hp_content_exists_at(dfd, hex) : 0;
 }
 
 int hp_content_open(hp_content *cs, const char *digest, hp_err *err)
 {
     int dfd, fd;
-    const char *hex = blob_hex(cs, digest, &dfd, err);
+    const char *hex = hp_content_blob_hex(cs, digest, &dfd, err);
     if (hex == NULL)
         return -1;
     fd = openat(dfd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -432,7 +240,7 @@ char *hp_content_blob_path(hp_content *cs, const char *digest, hp_err *err)
 {
     int dfd;
     char *out;
-    const char *hex = blob_hex(cs, digest, &dfd, err);
+    const char *hex = hp_content_blob_hex(cs, digest, &dfd, err);
     if (hex == NULL)
         return NULL;
     if (asprintf(&out, "%s/blobs/sha%s/%s", cs->root, digest[3] == '2' ? "256" : "512", hex) < 0) {
@@ -446,17 +254,17 @@ int hp_content_remove(hp_content *cs, const char *digest, hp_err *err)
 {
     int dfd, lfd, rc = 0;
     char lockname[160];
-    const char *hex = blob_hex(cs, digest, &dfd, err);
+    const char *hex = hp_content_blob_hex(cs, digest, &dfd, err);
     if (hex == NULL)
         return -1;
     snprintf(lockname, sizeof lockname, "%s.lock", hex);
-    lfd = lock_acquire(cs, lockname, err);
+    lfd = hp_content_lock_acquire(cs, lockname, err);
     if (lfd < 0)
         return -1;
     if (unlinkat(dfd, hex, 0) < 0)
         rc =
             hp_err_sys(err, errno == ENOENT ? HP_NOT_FOUND : HP_INTERNAL, "remove blob %s", digest);
-    lock_release(cs, lockname, lfd);
+    hp_content_lock_release(cs, lockname, lfd);
     return rc;
 }
 
@@ -466,7 +274,7 @@ int hp_content_layer_has(hp_content *cs, const char *key)
 {
     hp_err e = HP_ERR_INIT;
     const char *hex = layer_hex(key, &e);
-    return hex ? exists_at(cs->layersfd, hex) : 0;
+    return hex ? hp_content_exists_at(cs->layersfd, hex) : 0;
 }
 
 char *hp_content_layer_path(hp_content *cs, const char *key, hp_err *err)
@@ -493,24 +301,24 @@ int hp_content_layer_ensure(hp_content *cs, const char *key, hp_content_fill_fn 
         *already = 0;
     if (hex == NULL)
         return -1;
-    if (exists_at(cs->layersfd, hex)) {
+    if (hp_content_exists_at(cs->layersfd, hex)) {
         if (already)
             *already = 1;
         return 0;
     }
     snprintf(lockname, sizeof lockname, "layer-%s.lock", hex);
-    lfd = lock_acquire(cs, lockname, err);
+    lfd = hp_content_lock_acquire(cs, lockname, err);
     if (lfd < 0)
         return -1;
-    if (exists_at(cs->layersfd, hex)) {
+    if (hp_content_exists_at(cs->layersfd, hex)) {
         if (already)
             *already = 1;
         rc = 0;
         goto out;
     }
     snprintf(prefix, sizeof prefix, "layer-%s.", hex);
-    clean_stale(cs, prefix);
-    if (random_suffix(rnd, sizeof rnd) < 0) {
+    hp_content_clean_stale(cs, prefix);
+    if (hp_content_random_suffix(rnd, sizeof rnd) < 0) {
         hp_err_sys(err, HP_INTERNAL, "getrandom");
         goto out;
     }
@@ -547,37 +355,8 @@ out:
         if (hp_remove_tree_at(cs->tmpfd, tmpname, &e2) < 0)
             hp_warn("content store: cleanup tmp/%s: %s", tmpname, e2.msg);
     }
-    lock_release(cs, lockname, lfd);
+    hp_content_lock_release(cs, lockname, lfd);
     return rc;
-}
-
-struct unpack_arg {
-    hp_content *cs;
-    const char *blob;
-    hp_unpack_opts opts;
-    hp_unpack_stats *st;
-};
-
-static int fill_unpack(int dirfd, void *p, hp_err *err)
-{
-    struct unpack_arg *a = p;
-    _cleanup_close_ int fd = hp_content_open(a->cs, a->blob, err);
-    if (fd < 0)
-        return -1;
-    return hp_unpack_layer(dirfd, fd, &a->opts, a->st, err);
-}
-
-int hp_content_layer_unpack(hp_content *cs, const char *diffid, const char *blob_digest,
-                            const hp_unpack_opts *opts, hp_unpack_stats *st, int *already,
-                            hp_err *err)
-{
-    struct unpack_arg a = {.cs = cs, .blob = blob_digest, .st = st};
-    if (opts)
-        a.opts = *opts;
-    a.opts.diffid = diffid;
-    if (st)
-        memset(st, 0, sizeof *st);
-    return hp_content_layer_ensure(cs, diffid, fill_unpack, &a, already, err);
 }
 
 int hp_content_layer_remove(hp_content *cs, const char *key, hp_err *err)
@@ -588,10 +367,10 @@ int hp_content_layer_remove(hp_content *cs, const char *key, hp_err *err)
     if (hex == NULL)
         return -1;
     snprintf(lockname, sizeof lockname, "layer-%s.lock", hex);
-    lfd = lock_acquire(cs, lockname, err);
+    lfd = hp_content_lock_acquire(cs, lockname, err);
     if (lfd < 0)
         return -1;
-    if (random_suffix(rnd, sizeof rnd) < 0) {
+    if (hp_content_random_suffix(rnd, sizeof rnd) < 0) {
         hp_err_sys(err, HP_INTERNAL, "getrandom");
         goto out;
     }
@@ -603,7 +382,7 @@ int hp_content_layer_remove(hp_content *cs, const char *key, hp_err *err)
     }
     rc = hp_remove_tree_at(cs->tmpfd, tmpname, err);
 out:
-    lock_release(cs, lockname, lfd);
+    hp_content_lock_release(cs, lockname, lfd);
     return rc;
 }
 

@@ -15,6 +15,8 @@
 
 #define HP_CHAIN_ID_LEN 71 /* "sha256:" + 64 hex */
 
+struct hp_image_new;
+
 struct hp_image_service {
     char *dir;
     int dirfd; /* dir, for the "unsynced" marker (service.c) */
@@ -25,6 +27,11 @@ struct hp_image_service {
     unsigned active; /* pulls/imports between op_begin and op_end */
     bool gc_running;
     bool gc_pending;
+    /* The image helper (hp_image_service_new_helper): store NULL, commits go
+     * to record(record_ud, ...) instead of the state store, op_begin/op_end
+     * and GC are the daemon's business.  NULL in the daemon. */
+    int (*record)(void *ud, const struct hp_image_new *im, hp_err *err);
+    void *record_ud;
 };
 
 /* Pulls and imports bracket their work with these: GC never runs in between. */
@@ -58,7 +65,22 @@ struct hp_image_new {
 };
 
 /* Build any missing chain dir (all layers' blobs must be stored), then
- * record the image in the state store.  Returns 0, or -1 with err. */
+ * record the image: in the state store (hp_image_record), or in the image
+ * helper through svc->record.  Returns 0, or -1 with err.  (chain.c) */
 int hp_image_commit(hp_image_service *svc, const struct hp_image_new *im, hp_err *err);
+
+/* Record an image whose blobs and chain dirs are complete (checked: DATA_LOSS
+ * when one is missing) in the state store, after a syncfs of the store.  The
+ * daemon calls it for an image the helper reports.  Returns 0 or -1 with err. */
+int hp_image_record(hp_image_service *svc, const struct hp_image_new *im, hp_err *err);
+
+typedef int (*hp_image_record_fn)(void *ud, const struct hp_image_new *im, hp_err *err);
+
+/* The image service as the image helper opens it: the content store under
+ * <root>/images, no state store, no start-up cleanup or GC (the daemon does
+ * those), commits handed to record(record_ud, im, err).  Returns a service the
+ * caller frees with hp_image_service_free, or NULL with err. */
+hp_image_service *hp_image_service_new_helper(const char *root, hp_image_record_fn record,
+                                              void *record_ud, hp_err *err);
 
 #endif

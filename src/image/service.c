@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "image/image_int.h"
 #include "image/imgref.h"
 #include "image/unpack.h"
+#include "util/sha256.h"
 #include "util/cleanup.h"
 #include "util/log.h"
 
@@ -91,6 +91,36 @@ hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err
     return svc;
 }
 
+hp_image_service *hp_image_service_new_helper(const char *root, hp_image_record_fn record,
+                                              void *record_ud, hp_err *err)
+{
+    hp_image_service *svc = calloc(1, sizeof *svc);
+    if (svc == NULL || asprintf(&svc->dir, "%s/images", root) < 0) {
+        free(svc);
+        hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&svc->mu, NULL);
+    pthread_cond_init(&svc->cv, NULL);
+    svc->dirfd = -1;
+    svc->record = record;
+    svc->record_ud = record_ud;
+    svc->cs = hp_content_new(svc->dir, err);
+    if (svc->cs == NULL) {
+        hp_err_wrap(err, "image store %s", svc->dir);
+        hp_image_service_free(svc);
+        return NULL;
+    }
+    hp_content_defer_sync(svc->cs);
+    svc->dirfd = open(svc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (svc->dirfd < 0) {
+        hp_err_sys(err, HP_INTERNAL, "cannot open %s", svc->dir);
+        hp_image_service_free(svc);
+        return NULL;
+    }
+    return svc;
+}
+
 void hp_image_service_free(hp_image_service *svc)
 {
     if (svc == NULL)
@@ -144,6 +174,8 @@ static void marker_remove_locked(hp_image_service *svc)
 
 void hp_image_op_begin(hp_image_service *svc)
 {
+    if (svc->record)
+        return; /* the image helper: the daemon brackets the whole helper run */
     pthread_mutex_lock(&svc->mu);
     while (svc->gc_running)
         pthread_cond_wait(&svc->cv, &svc->mu);
@@ -155,9 +187,15 @@ void hp_image_op_begin(hp_image_service *svc)
 void hp_image_op_end(hp_image_service *svc)
 {
     bool run = false;
+    if (svc->record)
+        return;
     pthread_mutex_lock(&svc->mu);
-    if (svc->active == 1)
+    if (svc->active == 1) {
         marker_remove_locked(svc); /* mostly clean already: commit synced */
+        /* No pull or import runs now: the scratch dir of an import whose
+         * helper was killed (cancelled call) can go. */
+        remove_stale_imports(svc->dir);
+    }
     svc->active--;
     if (svc->active == 0 && svc->gc_pending && !svc->gc_running) {
         svc->gc_pending = false;
@@ -176,16 +214,7 @@ void hp_image_op_end(hp_image_service *svc)
 
 static void sha256_hex(const void *data, size_t len, char out[HP_CHAIN_ID_LEN + 1])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    memcpy(out, "sha256:", 7);
-    for (unsigned i = 0; i < 32; i++) {
-        out[7 + 2 * i] = hex[md[i] >> 4];
-        out[8 + 2 * i] = hex[md[i] & 15];
-    }
-    out[HP_CHAIN_ID_LEN] = '\0';
+    hp_sha256_digest(data, len, out);
 }
 
 void hp_chain_id(const char *parent, const char *diff_id, char out[HP_CHAIN_ID_LEN + 1])
@@ -203,148 +232,6 @@ void hp_chain_id(const char *parent, const char *diff_id, char out[HP_CHAIN_ID_L
 void hp_chain_empty(char out[HP_CHAIN_ID_LEN + 1])
 {
     sha256_hex("", 0, out);
-}
-
-/* ---- hard-link clone ---------------------------------------------------- */
-
-static void copy_dir_xattrs(int src, int dst)
-{
-    char names[4096];
-    ssize_t n = flistxattr(src, names, sizeof names);
-    for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
-        char val[4096];
-        ssize_t vl;
-        if (strncmp(names + off, "user.", 5) != 0 &&
-            strcmp(names + off, "trusted.overlay.opaque") != 0)
-            continue;
-        vl = fgetxattr(src, names + off, val, sizeof val);
-        if (vl >= 0)
-            (void)fsetxattr(dst, names + off, val, (size_t)vl, 0);
-    }
-}
-
-static int set_dir_meta(int src, int dst, const struct stat *sb, bool privileged, hp_err *err)
-{
-    struct timespec t[2] = {sb->st_atim, sb->st_mtim};
-    copy_dir_xattrs(src, dst);
-    if (privileged && fchown(dst, sb->st_uid, sb->st_gid) < 0)
-        return hp_err_sys(err, HP_INTERNAL, "clone: chown directory");
-    if (fchmod(dst, sb->st_mode & 07777) < 0 || futimens(dst, t) < 0)
-        return hp_err_sys(err, HP_INTERNAL, "clone: set directory mode");
-    return 0;
-}
-
-/* Recreate every directory of src under dst and hard-link everything else:
- * no file data is copied.  Directory metadata is applied after the children
- * (a 0555 directory can still receive its entries). */
-static int clone_tree(int src, int dst, int depth, bool privileged, uint64_t *n, hp_err *err)
-{
-    DIR *d;
-    struct dirent *de;
-    int rc = 0, dup_fd;
-    if (depth > CLONE_MAX_DEPTH)
-        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "clone: directories nested deeper than %d",
-                          CLONE_MAX_DEPTH);
-    dup_fd = dup(src);
-    if (dup_fd < 0 || (d = fdopendir(dup_fd)) == NULL) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        return hp_err_sys(err, HP_INTERNAL, "clone: open directory");
-    }
-    while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
-        struct stat sb;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (fstatat(src, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-            rc = hp_err_sys(err, HP_INTERNAL, "clone: stat \"%.256s\"", de->d_name);
-            break;
-        }
-        (*n)++;
-        if (S_ISDIR(sb.st_mode)) {
-            _cleanup_close_ int s = -1, t = -1;
-            if (mkdirat(dst, de->d_name, 0700) < 0) {
-                rc = hp_err_sys(err, HP_INTERNAL, "clone: mkdir \"%.256s\"", de->d_name);
-                break;
-            }
-            s = openat(src, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            t = openat(dst, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (s < 0 || t < 0) {
-                rc = hp_err_sys(err, HP_INTERNAL, "clone: open \"%.256s\"", de->d_name);
-                break;
-            }
-            rc = clone_tree(s, t, depth + 1, privileged, n, err);
-            if (rc == 0)
-                rc = set_dir_meta(s, t, &sb, privileged, err);
-            if (rc < 0)
-                hp_err_wrap(err, "%.256s", de->d_name);
-        } else if (linkat(src, de->d_name, dst, de->d_name, 0) < 0) {
-            rc = hp_err_sys(err, HP_INTERNAL, "clone: link \"%.256s\"", de->d_name);
-        }
-    }
-    if (rc == 0 && errno != 0)
-        rc = hp_err_sys(err, HP_INTERNAL, "clone: readdir");
-    closedir(d);
-    return rc;
-}
-
-struct chain_fill {
-    hp_image_service *svc;
-    const char *parent;
-    const char *chain;
-    const char *blob;
-    const char *diff_id;
-};
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int fill_chain(int dirfd, void *arg, hp_err *err)
-{
-    struct chain_fill *f = arg;
-    bool privileged = geteuid() == 0;
-    hp_unpack_opts opts = {.diffid = f->diff_id};
-    hp_unpack_stats st = {0};
-    uint64_t cloned = 0;
-    double t0 = now_s(), t1;
-    _cleanup_close_ int blob = -1;
-
-    if (f->blob == NULL)
-        return 0; /* the empty rootfs */
-    if (f->parent) {
-        _cleanup_free_ char *ppath = hp_content_layer_path(f->svc->cs, f->parent, err);
-        _cleanup_close_ int pfd = -1;
-        struct stat sb;
-        if (ppath == NULL)
-            return -1;
-        pfd = open(ppath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (pfd < 0)
-            return hp_err_sys(err, HP_DATA_LOSS, "parent chain %s", ppath);
-        if (clone_tree(pfd, dirfd, 0, privileged, &cloned, err) < 0 ||
-            (fstat(pfd, &sb) == 0 && set_dir_meta(pfd, dirfd, &sb, privileged, err) < 0))
-            return hp_err_wrap(err, "clone of %s", f->parent);
-    }
-    t1 = now_s();
-    blob = hp_content_open(f->svc->cs, f->blob, err);
-    if (blob < 0)
-        return -1;
-    if (hp_unpack_layer(dirfd, blob, &opts, &st, err) < 0)
-        return hp_err_wrap(err, "layer %s", f->blob);
-    hp_info("image: layer %s applied: %llu entries, %llu files, %llu bytes in %.2fs "
-            "(clone of %llu entries in %.2fs)",
-            f->blob, (unsigned long long)st.entries, (unsigned long long)st.files,
-            (unsigned long long)st.bytes, now_s() - t1, (unsigned long long)cloned, t1 - t0);
-    return 0;
-}
-
-int hp_image_chain_build(hp_image_service *svc, const char *parent, const char *chain,
-                         const char *blob_digest, const char *diff_id, int *already, hp_err *err)
-{
-    struct chain_fill f = {svc, parent, chain, blob_digest, diff_id};
-    return hp_content_layer_ensure(svc->cs, chain, fill_chain, &f, already, err);
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -370,7 +257,7 @@ static void user_to_rec(const char *user, hp_image_rec *r)
     }
 }
 
-int hp_image_commit(hp_image_service *svc, const struct hp_image_new *im, hp_err *err)
+int hp_image_record(hp_image_service *svc, const struct hp_image_new *im, hp_err *err)
 {
     char parent[HP_CHAIN_ID_LEN + 1] = "", chain[HP_CHAIN_ID_LEN + 1];
     hp_image_rec rec = {0};
@@ -381,18 +268,20 @@ int hp_image_commit(hp_image_service *svc, const struct hp_image_new *im, hp_err
         return hp_err_set(err, HP_INVALID_ARGUMENT,
                           "image %s: %zu layers but %zu diff_ids in the config", im->id,
                           im->n_layers, im->config->n_diff_ids);
-    if (im->n_layers == 0) {
+    /* The image helper built these; a record must never point at something
+     * missing (a helper that lies or lost data fails here, nothing is
+     * recorded). */
+    if (im->n_layers == 0)
         hp_chain_empty(chain);
-        if (hp_image_chain_build(svc, NULL, chain, NULL, NULL, NULL, err) < 0)
-            return -1;
-    }
     for (size_t i = 0; i < im->n_layers; i++) {
+        if (!hp_content_has(svc->cs, im->layers[i].digest))
+            return hp_err_set(err, HP_DATA_LOSS, "image %s: layer blob %s is not stored", im->id,
+                              im->layers[i].digest);
         hp_chain_id(i ? parent : NULL, im->config->diff_ids[i], chain);
-        if (hp_image_chain_build(svc, i ? parent : NULL, chain, im->layers[i].digest,
-                                 im->config->diff_ids[i], NULL, err) < 0)
-            return -1;
         memcpy(parent, chain, sizeof chain);
     }
+    if (!hp_content_layer_has(svc->cs, chain))
+        return hp_err_set(err, HP_DATA_LOSS, "image %s: rootfs %s is not stored", im->id, chain);
 
     layers = calloc(im->n_layers ? im->n_layers : 1, sizeof *layers);
     if (layers == NULL)
