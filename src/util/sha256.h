@@ -1,7 +1,7 @@
-/* SHA-256 (FIPS 180-4) for the few short strings the daemon hashes itself
- * (chain ids of image layers).  Not for bulk data: the image helper verifies
- * blobs with OpenSSL, which the daemon does not link (docs/ARCHITECTURE.md,
- * "Memory"). */
+/* SHA-256 of short strings (chain ids of image layers), through libnettle.
+ * Not for bulk data: the image helper verifies blobs with OpenSSL, which the
+ * daemon does not link (docs/ARCHITECTURE.md, "Privilege separation and
+ * memory"). */
 #ifndef HP_UTIL_SHA256_H
 #define HP_UTIL_SHA256_H
 

@@ -1,4 +1,4 @@
-/* The daemon's own SHA-256 (src/util/sha256.c) against FIPS 180-4 example
+/* The daemon's SHA-256 (src/util/sha256.c, libnettle) against FIPS 180-4 example
  * digests and against OpenSSL for every length around the block and padding
  * boundaries. */
 #include "t.h"
