@@ -997,8 +997,11 @@ static int spawn_pause(oci_be *be, const char *bundle, json_t *spec, hp_err *err
     json_object_foreach(sysctl, k, v)
     {
         kv[nkv] = pathf("%s=%s", k, json_string_value(v) ? json_string_value(v) : "");
-        if (!kv[nkv])
-            break;
+        if (!kv[nkv]) {
+            for (size_t j = 0; j < nkv; j++)
+                free(kv[j]);
+            return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        }
         argv[n++] = "--sysctl";
         argv[n++] = kv[nkv++];
     }
