@@ -114,7 +114,7 @@ RUNS=""
 # --- hpcri ------------------------------------------------------------------
 H="$TMP/hpcri"
 mkdir -p "$H" "$TMP/logs-hpcri"
-printf '[registry "%s"]\ninsecure = true\n' "$REG" >"$H/hpcri.conf"
+printf '[hpcri]\nworkers = %s\n[registry "%s"]\ninsecure = true\n' "${HPCRI_WORKERS:-4}" "$REG" >"$H/hpcri.conf"
 "$BUILD/hpcri" --config "$H/hpcri.conf" --listen "$H/hpcri.sock" --root "$H/root" \
     --log-level warn >"$H/hpcri.log" 2>&1 &
 HPCRI_PID=$!

@@ -86,7 +86,11 @@ typedef struct hp_rpc_server hp_rpc_server;
 typedef struct hp_rpc_options {
     const char *socket_path;         /* unix socket to listen on */
     unsigned socket_mode;            /* e.g. 0660 */
-    unsigned workers;                /* worker threads for blocking handlers; 0 = 4 */
+    unsigned workers;                /* worker threads for blocking handlers, always
+                                        running; 0 = 4 */
+    unsigned max_workers;            /* while every worker is busy more are started, up to this many
+                                        in all, each leaving after 30 s idle; 0 = 64 (< workers =
+                                        workers) */
     unsigned max_concurrent_streams; /* per connection; 0 = 256 */
     unsigned max_connections;        /* 0 = 1024 */
 } hp_rpc_options;

@@ -43,16 +43,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RBUF_SIZE         (64 * 1024)
-#define WBUF_HIGH         (64 * 1024)
-#define MAX_EVENTS        64
-#define PATH_MAX_LEN      256
-#define STREAM_WINDOW     (1 << 20)
-#define CONN_WINDOW       (16 << 20)
-#define READS_PER_EVENT   16
-#define DEFAULT_WORKERS   4
-#define DEFAULT_STREAMS   256
-#define DEFAULT_MAX_CONNS 1024
+#define RBUF_SIZE           (64 * 1024)
+#define WBUF_HIGH           (64 * 1024)
+#define MAX_EVENTS          64
+#define PATH_MAX_LEN        256
+#define STREAM_WINDOW       (1 << 20)
+#define CONN_WINDOW         (16 << 20)
+#define READS_PER_EVENT     16
+#define DEFAULT_WORKERS     4
+#define DEFAULT_MAX_WORKERS 64
+#define EXTRA_IDLE_S        30 /* an extra worker leaves after this long without a job */
+#define DEFAULT_STREAMS     256
+#define DEFAULT_MAX_CONNS   1024
 
 enum src_type { SRC_LISTEN, SRC_WAKE, SRC_STOP, SRC_CONN, SRC_WATCH };
 
@@ -181,8 +183,11 @@ struct hp_rpc_server {
     pthread_cond_t pool_cv;
     struct hp_rpc_stream *job_head, *job_tail;
     bool pool_stop;
-    pthread_t *threads;
+    pthread_t *threads; /* the `workers` permanent ones (joined at the end) */
     unsigned nthreads;
+    unsigned idle;   /* workers waiting for a job */
+    unsigned queued; /* jobs not picked up yet */
+    unsigned nextra; /* extra (detached) workers alive */
 };
 
 static int64_t now_ns(void)
@@ -624,27 +629,83 @@ static void run_handler(hp_rpc_stream *c, bool on_loop)
         wake_loop(srv);
 }
 
-static void *worker_main(void *arg)
+/* The worker pool.  `workers` threads always run; when a blocking call is
+ * queued while none of them is idle, another thread is started (up to
+ * `max_workers` in all), which leaves after EXTRA_IDLE_S without a job.
+ * Blocking handlers mostly wait (for a runtime process, a container's exit
+ * within its grace period, a registry): a fixed small pool would let a few
+ * long StopContainer grace periods hold up every other call. */
+static void worker_loop(hp_rpc_server *srv, bool extra)
 {
-    hp_rpc_server *srv = arg;
     for (;;) {
         hp_rpc_stream *c;
         pthread_mutex_lock(&srv->pool_mu);
-        while (!srv->pool_stop && srv->job_head == NULL)
-            pthread_cond_wait(&srv->pool_cv, &srv->pool_mu);
+        srv->idle++;
+        if (extra) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += EXTRA_IDLE_S;
+            int e = 0;
+            while (!srv->pool_stop && srv->job_head == NULL && e != ETIMEDOUT)
+                e = pthread_cond_timedwait(&srv->pool_cv, &srv->pool_mu, &until);
+        } else {
+            while (!srv->pool_stop && srv->job_head == NULL)
+                pthread_cond_wait(&srv->pool_cv, &srv->pool_mu);
+        }
+        srv->idle--;
         if (srv->job_head == NULL) {
             pthread_mutex_unlock(&srv->pool_mu);
-            return NULL;
+            return;
         }
         c = srv->job_head;
         srv->job_head = c->job_next;
         if (srv->job_head == NULL)
             srv->job_tail = NULL;
+        srv->queued--;
         pthread_mutex_unlock(&srv->pool_mu);
         if (!atomic_load(&c->cancelled))
             run_handler(c, false);
         call_unref(c); /* the worker's reference */
     }
+}
+
+static void *worker_main(void *arg)
+{
+    worker_loop(arg, false);
+    return NULL;
+}
+
+static void *extra_worker_main(void *arg)
+{
+    hp_rpc_server *srv = arg;
+    worker_loop(srv, true);
+    pthread_mutex_lock(&srv->pool_mu);
+    srv->nextra--;
+    pthread_cond_broadcast(&srv->pool_cv); /* hp_rpc_server_free may be waiting */
+    pthread_mutex_unlock(&srv->pool_mu);
+    return NULL;
+}
+
+/* With pool_mu held: start an extra worker if more jobs are queued than
+ * workers are idle and the ceiling allows.  Failure only means the job waits
+ * for a busy worker. */
+static void maybe_grow_locked(hp_rpc_server *srv)
+{
+    if (srv->queued <= srv->idle || srv->pool_stop ||
+        srv->nthreads + srv->nextra >= srv->opts.max_workers)
+        return;
+    pthread_attr_t attr;
+    pthread_t t;
+    sigset_t all, old;
+    if (pthread_attr_init(&attr) != 0)
+        return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* workers never take signals */
+    if (pthread_create(&t, &attr, extra_worker_main, srv) == 0)
+        srv->nextra++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 static void dispatch(hp_rpc_stream *c)
@@ -660,6 +721,8 @@ static void dispatch(hp_rpc_stream *c)
         else
             srv->job_head = c;
         srv->job_tail = c;
+        srv->queued++;
+        maybe_grow_locked(srv);
         pthread_cond_signal(&srv->pool_cv);
         pthread_mutex_unlock(&srv->pool_mu);
     } else {
@@ -1482,6 +1545,10 @@ hp_rpc_server *hp_rpc_server_new(const hp_rpc_options *opts, hp_err *err)
     srv->opts = *opts;
     if (srv->opts.workers == 0)
         srv->opts.workers = DEFAULT_WORKERS;
+    if (srv->opts.max_workers == 0)
+        srv->opts.max_workers = DEFAULT_MAX_WORKERS;
+    if (srv->opts.max_workers < srv->opts.workers)
+        srv->opts.max_workers = srv->opts.workers;
     if (srv->opts.max_concurrent_streams == 0)
         srv->opts.max_concurrent_streams = DEFAULT_STREAMS;
     if (srv->opts.max_connections == 0)
@@ -1546,6 +1613,8 @@ void hp_rpc_server_free(hp_rpc_server *srv)
     pthread_mutex_lock(&srv->pool_mu);
     srv->pool_stop = true;
     pthread_cond_broadcast(&srv->pool_cv);
+    while (srv->nextra > 0) /* extra workers finish their job and leave */
+        pthread_cond_wait(&srv->pool_cv, &srv->pool_mu);
     pthread_mutex_unlock(&srv->pool_mu);
     for (unsigned i = 0; i < srv->nthreads; i++)
         pthread_join(srv->threads[i], NULL);

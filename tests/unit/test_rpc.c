@@ -56,6 +56,7 @@ struct fx {
     atomic_bool last_sleep_cancelled;
     atomic_int forever_stopped;
     atomic_int forever_sent;
+    atomic_int meet_in; /* handlers inside Meet */
 };
 
 #define FAIL_MSG "bad value: caf\xc3\xa9 100% sure\n"
@@ -88,6 +89,34 @@ static int sleep_fn(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
         return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "oom");
     memcpy(resp->data, "slept", 5);
     resp->len = 5;
+    return 0;
+}
+
+/* Blocking handler that waits until N handlers (the request's number) are
+ * inside it at the same time, at most 3 s: only a pool with N free workers
+ * lets them meet. */
+static int meet_fn(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    struct fx *fx = ud;
+    char num[16] = "2";
+    if (req->len > 0 && req->len < sizeof num) {
+        memcpy(num, req->data, req->len);
+        num[req->len] = '\0';
+    }
+    int want = atoi(num);
+    atomic_fetch_add(&fx->meet_in, 1);
+    int64_t end = now_ms() + 3000;
+    while (atomic_load(&fx->meet_in) < want && now_ms() < end)
+        sleep_ms(1);
+    bool met = atomic_load(&fx->meet_in) >= want;
+    sleep_ms(50); /* let the others see the count before it drops */
+    atomic_fetch_sub(&fx->meet_in, 1);
+    if (!met)
+        return hp_err_set(err, HP_DEADLINE_EXCEEDED, "only %d met", atomic_load(&fx->meet_in) + 1);
+    if (hp_buf_reserve(resp, 3) != 0)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "oom");
+    memcpy(resp->data, "met", 3);
+    resp->len = 3;
     return 0;
 }
 
@@ -191,6 +220,7 @@ static int fx_start(struct fx *fx, const hp_rpc_options *o)
         {"/test.Svc/Echo", HP_RPC_UNARY, HP_RPC_INLINE, echo_fn, NULL, fx},
         {"/test.Svc/EchoBlocking", HP_RPC_UNARY, HP_RPC_BLOCKING, echo_fn, NULL, fx},
         {"/test.Svc/Sleep", HP_RPC_UNARY, HP_RPC_BLOCKING, sleep_fn, NULL, fx},
+        {"/test.Svc/Meet", HP_RPC_UNARY, HP_RPC_BLOCKING, meet_fn, NULL, fx},
         {"/test.Svc/Fail", HP_RPC_UNARY, HP_RPC_INLINE, fail_fn, NULL, fx},
         {"/test.Svc/Stream3", HP_RPC_SERVER_STREAM, HP_RPC_INLINE, NULL, stream3_fn, fx},
         {"/test.Svc/StreamSlow", HP_RPC_SERVER_STREAM, HP_RPC_BLOCKING, NULL, stream_slow_fn, fx},
@@ -785,6 +815,44 @@ T_CASE(fifty_concurrent_streams_one_connection)
         free(bodies[i]);
     }
     tc_free(tc);
+    fx_stop(&fx);
+}
+
+/* One permanent worker: blocking calls that wait for each other still all
+ * run at once (extra workers are started while every worker is busy), up to
+ * max_workers and no further. */
+static void meet_calls(struct fx *fx, int n, const char *want, int *ok)
+{
+    struct tcall calls[8];
+    uint8_t *bodies[8];
+    size_t lens[8];
+    struct tc *tc = tc_connect(fx->path);
+    for (int i = 0; i < n; i++) {
+        bodies[i] = frame_msg(want, &lens[i]);
+        tcall_init(&calls[i]);
+        tc_start_ex(tc, &calls[i], "POST", "/test.Svc/Meet", NULL, NULL, bodies[i], lens[i], true);
+    }
+    struct many m = {calls, n};
+    tc_pump(tc, 10000, all_closed, &m);
+    *ok = 0;
+    for (int i = 0; i < n; i++) {
+        *ok += calls[i].closed && calls[i].grpc_status == 0 && resp_is(&calls[i], "met");
+        hp_buf_free(&calls[i].data);
+        free(bodies[i]);
+    }
+    tc_free(tc);
+}
+
+T_CASE(worker_pool_grows_while_busy_up_to_max)
+{
+    struct fx fx;
+    hp_rpc_options o = {.workers = 1, .max_workers = 4};
+    T_ASSERT(fx_start(&fx, &o) == 0);
+    int ok = 0;
+    meet_calls(&fx, 4, "4", &ok);
+    T_EQ_INT(ok, 4); /* 1 permanent + 3 extra workers ran them together */
+    meet_calls(&fx, 5, "5", &ok);
+    T_EQ_INT(ok, 0); /* a fifth never gets a worker while four wait */
     fx_stop(&fx);
 }
 
