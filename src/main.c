@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,10 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *listen = NULL, *config = NULL, *root = NULL, *level = NULL, *check = NULL;
+    /* Two malloc arenas, not eight per core: the worker threads mostly wait
+     * for child processes, and every arena keeps its own resident pages
+     * (bench/README.md, "Daemon memory": 8.4 -> 7.1 MB after 50 pods). */
+    mallopt(M_ARENA_MAX, 2);
     hp_daemon d = {.lock_fd = -1};
     hp_err err = HP_ERR_INIT;
     _cleanup_free_ char *db_path = NULL;

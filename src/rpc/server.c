@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <signal.h>
@@ -679,6 +680,7 @@ static void *extra_worker_main(void *arg)
 {
     hp_rpc_server *srv = arg;
     worker_loop(srv, true);
+    malloc_trim(0); /* the burst is over: give free heap pages back */
     pthread_mutex_lock(&srv->pool_mu);
     srv->nextra--;
     pthread_cond_broadcast(&srv->pool_cv); /* hp_rpc_server_free may be waiting */
