@@ -44,6 +44,20 @@ static void remove_stale_imports(const char *dir)
 
 static int gc_locked_run(hp_image_service *svc, hp_err *err);
 
+/* The content store under svc->dir and an fd of that dir (both owned by
+ * svc, freed by hp_image_service_free).  0, or -1 with err. */
+static int open_content(hp_image_service *svc, hp_err *err)
+{
+    svc->cs = hp_content_new(svc->dir, err);
+    if (svc->cs == NULL)
+        return hp_err_wrap(err, "image store %s", svc->dir);
+    hp_content_defer_sync(svc->cs);
+    svc->dirfd = open(svc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (svc->dirfd < 0)
+        return hp_err_sys(err, HP_INTERNAL, "cannot open %s", svc->dir);
+    return 0;
+}
+
 hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err *err)
 {
     hp_image_service *svc = calloc(1, sizeof *svc);
@@ -62,16 +76,7 @@ hp_image_service *hp_image_service_new(const char *root, hp_store *store, hp_err
         return NULL;
     }
     remove_stale_imports(svc->dir);
-    svc->cs = hp_content_new(svc->dir, err);
-    if (svc->cs == NULL) {
-        hp_err_wrap(err, "image store %s", svc->dir);
-        hp_image_service_free(svc);
-        return NULL;
-    }
-    hp_content_defer_sync(svc->cs);
-    svc->dirfd = open(svc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (svc->dirfd < 0) {
-        hp_err_sys(err, HP_INTERNAL, "cannot open %s", svc->dir);
+    if (open_content(svc, err) < 0) {
         hp_image_service_free(svc);
         return NULL;
     }
@@ -105,16 +110,7 @@ hp_image_service *hp_image_service_new_helper(const char *root, hp_image_record_
     svc->dirfd = -1;
     svc->record = record;
     svc->record_ud = record_ud;
-    svc->cs = hp_content_new(svc->dir, err);
-    if (svc->cs == NULL) {
-        hp_err_wrap(err, "image store %s", svc->dir);
-        hp_image_service_free(svc);
-        return NULL;
-    }
-    hp_content_defer_sync(svc->cs);
-    svc->dirfd = open(svc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (svc->dirfd < 0) {
-        hp_err_sys(err, HP_INTERNAL, "cannot open %s", svc->dir);
+    if (open_content(svc, err) < 0) {
         hp_image_service_free(svc);
         return NULL;
     }
