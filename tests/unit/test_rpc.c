@@ -120,6 +120,26 @@ static int meet_fn(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
     return 0;
 }
 
+/* Blocking: like Meet, then answers "mask-ok" if this worker thread blocks
+ * SIGTERM (the daemon takes it through signalfd) but none of the fault
+ * signals (a fault in a thread that blocks them kills the process without
+ * any handler, sanitizer report or core of the thread). */
+static int meet_mask_fn(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    if (meet_fn(ud, req, resp, err) != 0)
+        return -1;
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        if (sigismember(&cur, faults[i]))
+            return hp_err_set(err, HP_INTERNAL, "worker blocks signal %d", faults[i]);
+    if (!sigismember(&cur, SIGTERM))
+        return hp_err_set(err, HP_INTERNAL, "worker does not block SIGTERM");
+    memcpy(resp->data, "met", 3); /* meet_fn reserved 3 bytes */
+    return 0;
+}
+
 static int fail_fn(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
 {
     (void)ud;
@@ -221,6 +241,7 @@ static int fx_start(struct fx *fx, const hp_rpc_options *o)
         {"/test.Svc/EchoBlocking", HP_RPC_UNARY, HP_RPC_BLOCKING, echo_fn, NULL, fx},
         {"/test.Svc/Sleep", HP_RPC_UNARY, HP_RPC_BLOCKING, sleep_fn, NULL, fx},
         {"/test.Svc/Meet", HP_RPC_UNARY, HP_RPC_BLOCKING, meet_fn, NULL, fx},
+        {"/test.Svc/MeetMask", HP_RPC_UNARY, HP_RPC_BLOCKING, meet_mask_fn, NULL, fx},
         {"/test.Svc/Fail", HP_RPC_UNARY, HP_RPC_INLINE, fail_fn, NULL, fx},
         {"/test.Svc/Stream3", HP_RPC_SERVER_STREAM, HP_RPC_INLINE, NULL, stream3_fn, fx},
         {"/test.Svc/StreamSlow", HP_RPC_SERVER_STREAM, HP_RPC_BLOCKING, NULL, stream_slow_fn, fx},
@@ -821,7 +842,7 @@ T_CASE(fifty_concurrent_streams_one_connection)
 /* One permanent worker: blocking calls that wait for each other still all
  * run at once (extra workers are started while every worker is busy), up to
  * max_workers and no further. */
-static void meet_calls(struct fx *fx, int n, const char *want, int *ok)
+static void meet_calls_on(struct fx *fx, const char *method, int n, const char *want, int *ok)
 {
     struct tcall calls[8];
     uint8_t *bodies[8];
@@ -830,7 +851,7 @@ static void meet_calls(struct fx *fx, int n, const char *want, int *ok)
     for (int i = 0; i < n; i++) {
         bodies[i] = frame_msg(want, &lens[i]);
         tcall_init(&calls[i]);
-        tc_start_ex(tc, &calls[i], "POST", "/test.Svc/Meet", NULL, NULL, bodies[i], lens[i], true);
+        tc_start_ex(tc, &calls[i], "POST", method, NULL, NULL, bodies[i], lens[i], true);
     }
     struct many m = {calls, n};
     tc_pump(tc, 10000, all_closed, &m);
@@ -841,6 +862,11 @@ static void meet_calls(struct fx *fx, int n, const char *want, int *ok)
         free(bodies[i]);
     }
     tc_free(tc);
+}
+
+static void meet_calls(struct fx *fx, int n, const char *want, int *ok)
+{
+    meet_calls_on(fx, "/test.Svc/Meet", n, want, ok);
 }
 
 T_CASE(worker_pool_grows_while_busy_up_to_max)
@@ -854,6 +880,24 @@ T_CASE(worker_pool_grows_while_busy_up_to_max)
     meet_calls(&fx, 5, "5", &ok);
     T_EQ_INT(ok, 0); /* a fifth never gets a worker while four wait */
     fx_stop(&fx);
+}
+
+/* Permanent and extra workers alike: SIGTERM blocked, fault signals not. */
+T_CASE(workers_block_async_signals_but_not_faults)
+{
+    struct fx fx;
+    hp_rpc_options o = {.workers = 1, .max_workers = 4};
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    /* the daemon's main thread has SIGTERM blocked, but workers must not rely on it */
+    pthread_sigmask(SIG_UNBLOCK, &term, &old);
+    T_ASSERT(fx_start(&fx, &o) == 0);
+    int ok = 0;
+    meet_calls_on(&fx, "/test.Svc/MeetMask", 4, "4", &ok);
+    T_EQ_INT(ok, 4);
+    fx_stop(&fx);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 T_CASE(two_hundred_connects_and_drops)
