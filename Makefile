@@ -12,7 +12,7 @@ endif
 
 # The daemon links BASE_PKGS only; the image helper (hpcri-image: registry
 # pulls, layer unpacking, imports) also IMAGE_PKGS (docs/ARCHITECTURE.md).
-BASE_PKGS  = libnghttp2 libprotobuf-c sqlite3 jansson inih nettle
+BASE_PKGS  = libnghttp2 libprotobuf-c sqlite3 jansson inih nettle zlib
 IMAGE_PKGS = libcurl libarchive libcrypto
 PKGS     = $(BASE_PKGS) $(IMAGE_PKGS)
 CFLAGS  ?= -O2 -g

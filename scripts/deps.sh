@@ -17,7 +17,7 @@ PACKAGES=(
     build-essential pkg-config git
     libnghttp2-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
     libsqlite3-dev libjansson-dev libinih-dev libcurl4-openssl-dev libarchive-dev
-    libssl-dev libzstd-dev nettle-dev
+    libssl-dev libzstd-dev nettle-dev zlib1g-dev
     # tests and tooling
     python3 python3-grpcio python3-protobuf python3-pytest python3-h2
     sqlite3 valgrind clang-format procps clang libclang-rt-14-dev

@@ -21,6 +21,7 @@
 
 #include "cri/cri_internal.h"
 #include "cri/daemon.h"
+#include "stream/stream.h"
 #include "image/helper.h"
 #include "util/cleanup.h"
 
@@ -217,6 +218,7 @@ static void daemon_fini(hp_daemon *d)
 {
     hp_cri_events_free(d);
     hp_rpc_server_free(d->rpc);
+    hp_stream_server_free(d->streams); /* after the RPC workers: none offers any more */
     hp_cri_backends_free(d);
     hp_image_service_free(d->images);
     hp_store_close(d->store);
@@ -381,6 +383,13 @@ int main(int argc, char **argv)
         hp_error("cannot serve %s: %s", d.socket_path, err.msg);
         goto out;
     }
+    d.streams = hp_stream_server_new(d.cfg->stream_address, d.cfg->stream_port, &err);
+    if (d.streams == NULL) {
+        hp_error("%s", err.msg);
+        goto out;
+    }
+    hp_debug("streaming server on %s port %d", d.cfg->stream_address,
+             hp_stream_server_port(d.streams));
     if (hp_cri_register(&d, &err) < 0) {
         hp_error("%s", err.msg);
         goto out;

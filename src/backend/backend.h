@@ -120,6 +120,30 @@ typedef struct hp_backend_ops {
     int (*update_resources)(hp_backend *be, hp_be_container *c,
                             const Runtime__V1__LinuxContainerResources *res, hp_err *err);
 
+    /* Streaming (Exec, Attach, PortForward; src/stream).  A backend either
+     * says how the daemon's streaming server reaches the container, or, when
+     * it has its own streaming server (remote), answers with its URL.  Any
+     * of these may be NULL: the call then answers UNIMPLEMENTED.
+     *
+     * exec_command: the host command whose stdio becomes the process's: argv
+     * run in the container (on a terminal when tty).  *out is a malloc'd
+     * NULL-terminated array of malloc'd strings, owned by the caller. */
+    int (*exec_command)(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
+                        bool tty, char ***out, hp_err *err);
+    /* attach_target: the monitor's attach socket, control fifo (resizes) and
+     * exit file; malloc'd strings owned by the caller. */
+    int (*attach_target)(hp_backend *be, hp_be_container *c, char **socket, char **control,
+                         char **exit_file, hp_err *err);
+    /* forward_netns: the pod's network namespace to connect in (*netns
+     * malloc'd, owned by the caller), or *netns NULL for the host's. */
+    int (*forward_netns)(hp_backend *be, hp_be_pod *pod, char **netns, hp_err *err);
+    /* stream_url: forward the decoded CRI request (an ExecRequest or
+     * AttachRequest for container c, or a PortForwardRequest for pod, the
+     * other one NULL) and return the URL the backend's own server answered
+     * (malloc'd, owned by the caller). */
+    int (*stream_url)(hp_backend *be, hp_be_container *c, hp_be_pod *pod,
+                      const ProtobufCMessage *req, char **url, hp_err *err);
+
     /* Tear down the instance (not the containers: they outlive the daemon). */
     void (*destroy)(hp_backend *be);
 } hp_backend_ops;

@@ -10,6 +10,7 @@
 #include "cri/convert.h"
 #include "cri/cri_internal.h"
 #include "cri/pb.h"
+#include "stream/stream.h"
 #include "util/cleanup.h"
 
 static void refresh(hp_daemon *d, hp_ctr_rec *c);
@@ -658,6 +659,111 @@ out:
     be_ctr_release(&x);
     hp_ctr_rec_free(c);
     return rc;
+}
+
+/* Exec and Attach: validate, resolve through the backend what the session
+ * needs, and hand out a streaming URL (src/stream). */
+static int stream_ctr(hp_daemon *d, const char *call, const ProtobufCMessage *msg,
+                      const char *id, char **cmd, size_t ncmd, bool tty, bool in, bool out,
+                      bool errout, char **url, hp_err *err)
+{
+    struct be_ctr x = {0};
+    hp_stream_req *sr = NULL;
+    hp_ctr_rec *c;
+    int rc = -1;
+
+    if (!in && !out && !errout)
+        return hp_err_set(err, HP_INVALID_ARGUMENT,
+                          "%s: one of stdin, stdout or stderr must be requested", call);
+    if (tty && errout)
+        return hp_err_set(err, HP_INVALID_ARGUMENT,
+                          "%s: tty and stderr cannot both be requested (a terminal has one "
+                          "output stream)",
+                          call);
+    c = req_ctr(d, call, id, err);
+    if (c == NULL)
+        return -1;
+    refresh(d, c);
+    if (c->state != HP_CTR_RUNNING) {
+        hp_err_set(err, HP_FAILED_PRECONDITION, "%s: container %s is %s, not running", call,
+                   c->id, state_name(c->state));
+        goto out;
+    }
+    if (be_ctr_load(d, c, &x, err) < 0)
+        goto out;
+    const hp_backend_ops *ops = x.be->ops;
+    if (ops->stream_url) {
+        rc = ops->stream_url(x.be, &x.bc, NULL, msg, url, err);
+        goto out;
+    }
+    bool exec = cmd != NULL;
+    if (exec ? !ops->exec_command : !ops->attach_target) {
+        hp_err_set(err, HP_UNIMPLEMENTED, "%s: the %s backend does not support it", call,
+                   ops->type);
+        goto out;
+    }
+    if (!exec && in && !(x.cfg && x.cfg->stdin)) {
+        hp_err_set(err, HP_FAILED_PRECONDITION,
+                   "Attach: container %s was not created with stdin; attach without stdin", c->id);
+        goto out;
+    }
+    sr = calloc(1, sizeof *sr);
+    if (!sr || !(sr->target = strdup(c->id))) {
+        hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    sr->kind = exec ? HP_STREAM_EXEC : HP_STREAM_ATTACH;
+    sr->tty = tty;
+    sr->in = in;
+    sr->out = out;
+    sr->err = errout;
+    if (exec ? ops->exec_command(x.be, &x.bc, cmd, ncmd, tty, &sr->argv, err)
+             : ops->attach_target(x.be, &x.bc, &sr->attach_socket, &sr->control_fifo,
+                                  &sr->exit_file, err))
+        goto out;
+    *url = hp_stream_server_offer(d->streams, hp_steal_ptr(&sr), err);
+    rc = *url ? 0 : -1;
+out:
+    if (rc < 0)
+        hp_err_wrap(err, "%s %s", call, id);
+    hp_stream_req_free(sr);
+    be_ctr_release(&x);
+    hp_ctr_rec_free(c);
+    return rc;
+}
+
+int hp_cri_exec(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__ExecRequest *in =
+        hp_pb_decode(&runtime__v1__exec_request__descriptor, req, err);
+    Runtime__V1__ExecResponse out = RUNTIME__V1__EXEC_RESPONSE__INIT;
+    _cleanup_free_ char *url = NULL;
+    if (in == NULL)
+        return -1;
+    if (in->n_cmd == 0 || in->cmd[0][0] == '\0')
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "Exec: cmd is empty");
+    if (stream_ctr(d, "Exec", &in->base, in->container_id, in->cmd, in->n_cmd, in->tty, in->stdin,
+                   in->stdout, in->stderr, &url, err) < 0)
+        return -1;
+    out.url = url;
+    return hp_pb_reply(resp, &out, err);
+}
+
+int hp_cri_attach(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__AttachRequest *in =
+        hp_pb_decode(&runtime__v1__attach_request__descriptor, req, err);
+    Runtime__V1__AttachResponse out = RUNTIME__V1__ATTACH_RESPONSE__INIT;
+    _cleanup_free_ char *url = NULL;
+    if (in == NULL)
+        return -1;
+    if (stream_ctr(d, "Attach", &in->base, in->container_id, NULL, 0, in->tty, in->stdin,
+                   in->stdout, in->stderr, &url, err) < 0)
+        return -1;
+    out.url = url;
+    return hp_pb_reply(resp, &out, err);
 }
 
 int hp_cri_reopen_container_log(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)

@@ -42,6 +42,9 @@ int hp_cri_start_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err
 int hp_cri_stop_container_rpc(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_remove_container(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_exec_sync(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_exec(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_attach(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
+int hp_cri_port_forward(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 int hp_cri_reopen_container_log(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err);
 /* Decode a stored container config; caller frees it like hp_cri_pod_config. */
 Runtime__V1__ContainerConfig *hp_cri_ctr_config(const hp_ctr_rec *c, hp_err *err);

@@ -27,6 +27,7 @@ typedef struct hp_daemon {
     hp_store *store;          /* owned */
     hp_image_service *images; /* owned */
     hp_rpc_server *rpc;       /* owned */
+    struct hp_stream_server *streams; /* owned: Exec/Attach/PortForward sessions */
     char *socket_path;        /* owned copy of the socket we serve */
     char *root;               /* owned: state dir */
     char *pause_path;         /* owned: hpcri-pause binary */

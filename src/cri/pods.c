@@ -7,6 +7,7 @@
 #include "cri/convert.h"
 #include "cri/cri_internal.h"
 #include "cri/pb.h"
+#include "stream/stream.h"
 #include "util/cleanup.h"
 
 int hp_cri_list_pod_sandbox(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
@@ -386,4 +387,71 @@ Runtime__V1__PodSandboxConfig *hp_cri_pod_config(const hp_pod_rec *p, hp_err *er
     if (c == NULL)
         hp_err_set(err, HP_DATA_LOSS, "pod %s: stored config does not decode", p->id);
     return c;
+}
+
+int hp_cri_port_forward(void *ud, const hp_rpc_req *req, hp_buf *resp, hp_err *err)
+{
+    hp_daemon *d = ud;
+    _cleanup_pb_ Runtime__V1__PortForwardRequest *in =
+        hp_pb_decode(&runtime__v1__port_forward_request__descriptor, req, err);
+    Runtime__V1__PortForwardResponse out = RUNTIME__V1__PORT_FORWARD_RESPONSE__INIT;
+    _cleanup_pb_ Runtime__V1__PodSandboxConfig *cfg = NULL;
+    _cleanup_free_ char *url = NULL;
+    hp_stream_req *sr = NULL;
+    hp_pod_rec *p;
+    int rc = -1;
+
+    if (in == NULL)
+        return -1;
+    if (in->pod_sandbox_id == NULL || in->pod_sandbox_id[0] == '\0')
+        return hp_err_set(err, HP_INVALID_ARGUMENT, "PortForward: pod_sandbox_id is empty");
+    for (size_t i = 0; i < in->n_port; i++)
+        if (in->port[i] <= 0 || in->port[i] > 65535)
+            return hp_err_set(err, HP_INVALID_ARGUMENT, "PortForward: invalid port %d",
+                              in->port[i]);
+    p = hp_store_pod_lookup(d->store, in->pod_sandbox_id, err);
+    if (p == NULL)
+        return hp_err_wrap(err, "PortForward: pod sandbox \"%s\"", in->pod_sandbox_id);
+    hp_be_pod bp = {.id = p->id, .handler = p->runtime_handler};
+    if (p->state != HP_POD_READY) {
+        hp_err_set(err, HP_FAILED_PRECONDITION, "PortForward: pod sandbox %s is not ready", p->id);
+        goto out;
+    }
+    hp_backend *be = hp_cri_backend(d, p->runtime_handler, err);
+    if (be == NULL || (cfg = hp_cri_pod_config(p, err)) == NULL)
+        goto out;
+    bp.config = cfg;
+    bp.backend_state = p->backend_state ? strdup(p->backend_state) : NULL;
+    if (be->ops->stream_url) {
+        rc = be->ops->stream_url(be, NULL, &bp, &in->base, &url, err);
+        goto reply;
+    }
+    if (!be->ops->forward_netns) {
+        hp_err_set(err, HP_UNIMPLEMENTED, "PortForward: the %s backend does not support it",
+                   be->ops->type);
+        goto out;
+    }
+    sr = calloc(1, sizeof *sr);
+    if (!sr || !(sr->target = strdup(p->id))) {
+        hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    sr->kind = HP_STREAM_PORTFORWARD;
+    sr->port = in->n_port == 1 ? in->port[0] : 0;
+    if (be->ops->forward_netns(be, &bp, &sr->netns, err) < 0)
+        goto out;
+    url = hp_stream_server_offer(d->streams, hp_steal_ptr(&sr), err);
+    rc = url ? 0 : -1;
+reply:
+    if (rc == 0) {
+        out.url = url;
+        rc = hp_pb_reply(resp, &out, err);
+    }
+out:
+    if (rc < 0 && err->code != HP_OK && strncmp(err->msg, "PortForward", 11) != 0)
+        hp_err_wrap(err, "PortForward %s", p->id);
+    free(bp.backend_state);
+    hp_stream_req_free(sr);
+    hp_pod_rec_free(p);
+    return rc;
 }

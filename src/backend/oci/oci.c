@@ -1645,6 +1645,102 @@ static int oci_exec_sync(hp_backend *b, hp_be_container *c, char *const *argv, s
     return 0;
 }
 
+/* ---------- streaming ---------- */
+
+static char **strv_new(const char *const *v, size_t n, char *const *tail, size_t ntail)
+{
+    char **out = calloc(n + ntail + 1, sizeof(char *));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n + ntail; i++) {
+        out[i] = strdup(i < n ? v[i] : tail[i - n]);
+        if (!out[i]) {
+            for (size_t j = 0; j < i; j++)
+                free(out[j]);
+            free(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static int running_or_fail(oci_be *be, const char *id, const char *what, hp_err *err)
+{
+    hp_be_status st;
+    if (status_by_id(be, id, &st, err) < 0)
+        return -1;
+    if (st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "%s: container %s is not running", what,
+                          id);
+    return 0;
+}
+
+/* `runtime exec [-t] id argv...`: with -t the runtime gives the process a
+ * terminal inside the container and relays it to its own stdio, which the
+ * stream server makes a pseudo-terminal of its own. */
+static int oci_exec_command(hp_backend *b, hp_be_container *c, char *const *argv, size_t argc,
+                            bool tty, char ***out, hp_err *err)
+{
+    oci_be *be = (oci_be *)b;
+    if (valid_id(c->id, "container", err) < 0 || running_or_fail(be, c->id, "Exec", err) < 0)
+        return -1;
+    const char *head[8];
+    size_t n = 0;
+    head[n++] = be->runtime;
+    if (be->runtime_root) {
+        head[n++] = "--root";
+        head[n++] = be->runtime_root;
+    }
+    head[n++] = "exec";
+    if (tty)
+        head[n++] = "-t";
+    head[n++] = c->id;
+    *out = strv_new(head, n, argv, argc);
+    return *out ? 0 : hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+static int oci_attach_target(hp_backend *b, hp_be_container *c, char **sock, char **control,
+                             char **exit_file, hp_err *err)
+{
+    oci_be *be = (oci_be *)b;
+    if (valid_id(c->id, "container", err) < 0 || running_or_fail(be, c->id, "Attach", err) < 0)
+        return -1;
+    *sock = pathf("%s/%s/attach", be->socks, c->id);
+    *control = pathf("%s/containers/%s/ctl", be->root, c->id);
+    *exit_file = pathf("%s/%s", be->exits, c->id);
+    if (!*sock || !*control || !*exit_file)
+        return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+    if (access(*sock, F_OK) < 0)
+        return hp_err_sys(err, HP_FAILED_PRECONDITION,
+                          "Attach: container %s has no attach socket %s", c->id, *sock);
+    return 0;
+}
+
+static int oci_forward_netns(hp_backend *b, hp_be_pod *pod, char **netns, hp_err *err)
+{
+    oci_be *be = (oci_be *)b;
+    *netns = NULL;
+    if (valid_id(pod->id, "pod sandbox", err) < 0)
+        return -1;
+    pid_t pause = 0;
+    if (!pause_running(be, pod->id, &pause))
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "PortForward: pod sandbox %s is not running",
+                          pod->id);
+    const Runtime__V1__NamespaceOption *nso =
+        pod->config && pod->config->linux && pod->config->linux->security_context
+            ? pod->config->linux->security_context->namespace_options
+            : NULL;
+    if (be->host_network || (nso && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE))
+        return 0; /* the host's network: connect right here */
+    if (be->rootless)
+        return hp_err_set(err, HP_FAILED_PRECONDITION,
+                          "PortForward: pod %s has its own network namespace inside a user "
+                          "namespace, which an unprivileged daemon cannot enter",
+                          pod->id);
+    *netns = pathf("/proc/%d/ns/net", (int)pause);
+    return *netns ? 0 : hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+}
+
 static int oci_reopen_log(hp_backend *b, hp_be_container *c, hp_err *err)
 {
     oci_be *be = (oci_be *)b;
@@ -2112,6 +2208,9 @@ static const hp_backend_ops oci_ops = {
     .exec_sync = oci_exec_sync,
     .reopen_log = oci_reopen_log,
     .update_resources = oci_update_resources,
+    .exec_command = oci_exec_command,
+    .attach_target = oci_attach_target,
+    .forward_netns = oci_forward_netns,
     .destroy = oci_destroy,
 };
 
@@ -2130,6 +2229,9 @@ static const hp_backend_ops charliecloud_ops = {
     .exec_sync = oci_exec_sync,
     .reopen_log = oci_reopen_log,
     .update_resources = oci_update_resources,
+    .exec_command = oci_exec_command,
+    .attach_target = oci_attach_target,
+    .forward_netns = oci_forward_netns,
     .destroy = oci_destroy,
 };
 

@@ -833,6 +833,53 @@ static uint8_t *dup_bytes(const ProtobufCBinaryData *d)
     return p;
 }
 
+/* Exec, Attach and PortForward go to the remote runtime with its own ids;
+ * the client then talks to the remote's streaming server directly. */
+static int stream_url(hp_backend *be, hp_be_container *c, hp_be_pod *pod,
+                      const ProtobufCMessage *msg, char **url, hp_err *err)
+{
+    remote_be *b = rbe(be);
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    _cleanup_free_ char *rid =
+        c ? remote_ctr_id(b, c, err) : remote_pod_id(b, pod->id, pod->backend_state, err);
+    const char *tail;
+    if (rid == NULL)
+        return -1;
+    *url = NULL;
+    if (d == &runtime__v1__exec_request__descriptor) {
+        Runtime__V1__ExecRequest req = *(const Runtime__V1__ExecRequest *)msg;
+        Runtime__V1__ExecResponse *resp = NULL;
+        req.container_id = rid;
+        if (call(b, RT "Exec", &req, &runtime__v1__exec_response__descriptor, b->timeout_ms,
+                 &resp, err) < 0)
+            return -1;
+        tail = resp->url;
+        *url = strdup(tail ? tail : "");
+        pfree(resp);
+    } else if (d == &runtime__v1__attach_request__descriptor) {
+        Runtime__V1__AttachRequest req = *(const Runtime__V1__AttachRequest *)msg;
+        Runtime__V1__AttachResponse *resp = NULL;
+        req.container_id = rid;
+        if (call(b, RT "Attach", &req, &runtime__v1__attach_response__descriptor, b->timeout_ms,
+                 &resp, err) < 0)
+            return -1;
+        tail = resp->url;
+        *url = strdup(tail ? tail : "");
+        pfree(resp);
+    } else {
+        Runtime__V1__PortForwardRequest req = *(const Runtime__V1__PortForwardRequest *)msg;
+        Runtime__V1__PortForwardResponse *resp = NULL;
+        req.pod_sandbox_id = rid;
+        if (call(b, RT "PortForward", &req, &runtime__v1__port_forward_response__descriptor,
+                 b->timeout_ms, &resp, err) < 0)
+            return -1;
+        tail = resp->url;
+        *url = strdup(tail ? tail : "");
+        pfree(resp);
+    }
+    return *url ? 0 : hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
+}
+
 static int exec_sync(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
                      int64_t timeout_s, hp_be_exec_result *res, hp_err *err)
 {
@@ -1041,6 +1088,7 @@ static const hp_backend_ops remote_ops = {
     .container_status = container_status,
     .container_stats = container_stats,
     .exec_sync = exec_sync,
+    .stream_url = stream_url,
     .reopen_log = reopen_log,
     .update_resources = update_resources,
     .destroy = destroy,

@@ -985,10 +985,13 @@ static void strip_srun_tail(uint8_t *buf, size_t *len)
     }
 }
 
-int hp_slurm_ctr_exec_sync(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
-                           int64_t timeout_s, hp_be_exec_result *res, hp_err *err)
+/* The srun command running argv in container c as an --overlap step of its
+ * job (argv[0] = argv0).  Fills a; 0, or -1 with err (FAILED_PRECONDITION
+ * while the job waits for its allocation or after the container exited). */
+static int exec_step_argv(slurm_be *b, hp_be_container *c, const char *argv0,
+                          char *const *argv, size_t argc, bool tty, hp_slurm_argv *a,
+                          hp_err *err)
 {
-    slurm_be *b = sbe(be);
     char dir[4200], job[24];
     if (ctr_dir(b, c, dir, sizeof dir, err) < 0 || ctr_job(dir, job, sizeof job, err) < 0)
         return -1;
@@ -1003,21 +1006,46 @@ int hp_slurm_ctr_exec_sync(hp_backend *be, hp_be_container *c, char *const *argv
     }
     if (file_exists(dir, "exit"))
         return hp_err_set(err, HP_FAILED_PRECONDITION, "container %s has exited", c->id);
-    hp_slurm_argv a = {0};
-    int ok = hp_slurm_argv_add(&a, "srun") | hp_slurm_argv_add(&a, "--jobid=%s", job) |
-             hp_slurm_argv_add(&a, "--overlap") | hp_slurm_argv_add(&a, "--ntasks=1") |
-             hp_slurm_argv_add(&a, "--nodes=1") | hp_slurm_argv_add(&a, "--quiet") |
-             hp_slurm_argv_add(&a, "--job-name=exec-%s", c->id) |
-             hp_slurm_argv_add(&a, "%s", b->runtime);
+    int ok = hp_slurm_argv_add(a, "%s", argv0) | hp_slurm_argv_add(a, "--jobid=%s", job) |
+             hp_slurm_argv_add(a, "--overlap") | hp_slurm_argv_add(a, "--ntasks=1") |
+             hp_slurm_argv_add(a, "--nodes=1") | hp_slurm_argv_add(a, "--quiet") |
+             hp_slurm_argv_add(a, "--job-name=exec-%s", c->id);
+    if (tty) /* srun gives the step a terminal on the node and relays it */
+        ok |= hp_slurm_argv_add(a, "--pty");
+    ok |= hp_slurm_argv_add(a, "%s", b->runtime);
     if (b->runtime_crun)
-        ok |= hp_slurm_argv_add(&a, "--cgroup-manager=disabled");
-    ok |= hp_slurm_argv_add(&a, "exec") | hp_slurm_argv_add(&a, "%s", c->id);
+        ok |= hp_slurm_argv_add(a, "--cgroup-manager=disabled");
+    ok |= hp_slurm_argv_add(a, "exec");
+    if (tty)
+        ok |= hp_slurm_argv_add(a, "-t");
+    ok |= hp_slurm_argv_add(a, "%s", c->id);
     for (size_t i = 0; i < argc; i++)
-        ok |= hp_slurm_argv_add(&a, "%s", argv[i]);
+        ok |= hp_slurm_argv_add(a, "%s", argv[i]);
     if (ok != 0) {
-        hp_slurm_argv_free(&a);
+        hp_slurm_argv_free(a);
         return hp_err_set(err, HP_RESOURCE_EXHAUSTED, "out of memory");
     }
+    return 0;
+}
+
+int hp_slurm_ctr_exec_command(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
+                              bool tty, char ***out, hp_err *err)
+{
+    slurm_be *b = sbe(be);
+    hp_slurm_argv a = {0};
+    if (exec_step_argv(b, c, b->srun, argv, argc, tty, &a, err) < 0)
+        return -1;
+    *out = a.v; /* NULL-terminated array of malloc'd strings */
+    return 0;
+}
+
+int hp_slurm_ctr_exec_sync(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
+                           int64_t timeout_s, hp_be_exec_result *res, hp_err *err)
+{
+    slurm_be *b = sbe(be);
+    hp_slurm_argv a = {0};
+    if (exec_step_argv(b, c, "srun", argv, argc, false, &a, err) < 0)
+        return -1;
     int tmo = timeout_s <= 0 || timeout_s > 86400 ? 86400 * 1000 : (int)timeout_s * 1000;
     hp_slurm_out o;
     int rc = hp_slurm_exec(b->srun, a.v, tmo, &o, err);

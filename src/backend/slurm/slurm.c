@@ -379,6 +379,7 @@ static const hp_backend_ops slurm_ops = {
     .container_status = hp_slurm_ctr_status,
     .container_stats = hp_slurm_ctr_stats,
     .exec_sync = hp_slurm_ctr_exec_sync,
+    .exec_command = hp_slurm_ctr_exec_command,
     .reopen_log = hp_slurm_ctr_reopen_log,
     .update_resources = update_resources,
     .destroy = destroy,

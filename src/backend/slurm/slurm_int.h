@@ -61,6 +61,8 @@ int hp_slurm_ctr_stop(hp_backend *be, hp_be_container *c, int64_t timeout_s, hp_
 int hp_slurm_ctr_remove(hp_backend *be, hp_be_container *c, hp_err *err);
 int hp_slurm_ctr_status(hp_backend *be, hp_be_container *c, hp_be_status *st, hp_err *err);
 int hp_slurm_ctr_stats(hp_backend *be, hp_be_container *c, hp_be_stats *out, hp_err *err);
+int hp_slurm_ctr_exec_command(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
+                              bool tty, char ***out, hp_err *err);
 int hp_slurm_ctr_exec_sync(hp_backend *be, hp_be_container *c, char *const *argv, size_t argc,
                            int64_t timeout_s, hp_be_exec_result *res, hp_err *err);
 int hp_slurm_ctr_reopen_log(hp_backend *be, hp_be_container *c, hp_err *err);
