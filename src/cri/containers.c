@@ -663,9 +663,9 @@ out:
 
 /* Exec and Attach: validate, resolve through the backend what the session
  * needs, and hand out a streaming URL (src/stream). */
-static int stream_ctr(hp_daemon *d, const char *call, const ProtobufCMessage *msg,
-                      const char *id, char **cmd, size_t ncmd, bool tty, bool in, bool out,
-                      bool errout, char **url, hp_err *err)
+static int stream_ctr(hp_daemon *d, const char *call, const ProtobufCMessage *msg, const char *id,
+                      char **cmd, size_t ncmd, bool tty, bool in, bool out, bool errout, char **url,
+                      hp_err *err)
 {
     struct be_ctr x = {0};
     hp_stream_req *sr = NULL;
@@ -685,8 +685,8 @@ static int stream_ctr(hp_daemon *d, const char *call, const ProtobufCMessage *ms
         return -1;
     refresh(d, c);
     if (c->state != HP_CTR_RUNNING) {
-        hp_err_set(err, HP_FAILED_PRECONDITION, "%s: container %s is %s, not running", call,
-                   c->id, state_name(c->state));
+        hp_err_set(err, HP_FAILED_PRECONDITION, "%s: container %s is %s, not running", call, c->id,
+                   state_name(c->state));
         goto out;
     }
     if (be_ctr_load(d, c, &x, err) < 0)

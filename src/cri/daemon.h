@@ -24,16 +24,16 @@ typedef struct hp_daemon {
     char *config_path; /* file given or found; NULL = embedded defaults; owned */
     hp_config *cfg;    /* owned; swap under cfg_lock */
     pthread_rwlock_t cfg_lock;
-    hp_store *store;          /* owned */
-    hp_image_service *images; /* owned */
-    hp_rpc_server *rpc;       /* owned */
+    hp_store *store;                  /* owned */
+    hp_image_service *images;         /* owned */
+    hp_rpc_server *rpc;               /* owned */
     struct hp_stream_server *streams; /* owned: Exec/Attach/PortForward sessions */
-    char *socket_path;        /* owned copy of the socket we serve */
-    char *root;               /* owned: state dir */
-    char *pause_path;         /* owned: hpcri-pause binary */
-    char *image_helper;       /* owned: hpcri-image binary (image/helper.h) */
-    int lock_fd;              /* flock'd <socket>.lock, -1 if none */
-    int64_t started_at;       /* unix ns */
+    char *socket_path;                /* owned copy of the socket we serve */
+    char *root;                       /* owned: state dir */
+    char *pause_path;                 /* owned: hpcri-pause binary */
+    char *image_helper;               /* owned: hpcri-image binary (image/helper.h) */
+    int lock_fd;                      /* flock'd <socket>.lock, -1 if none */
+    int64_t started_at;               /* unix ns */
     /* Backend instances, one per RuntimeClass handler, created on first use
      * (backends.c).  Stale ones (handler changed on SIGHUP) are retired, not
      * freed, until shutdown so a call in flight keeps a valid pointer. */

@@ -22,10 +22,10 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 
-#define TOKEN_TTL_NS (60LL * 1000000000LL) /* as the kubelet's stream cache */
-#define MAX_OFFERS 256
-#define MAX_SESSIONS 64
-#define MAX_REQUEST 16384
+#define TOKEN_TTL_NS       (60LL * 1000000000LL) /* as the kubelet's stream cache */
+#define MAX_OFFERS         256
+#define MAX_SESSIONS       64
+#define MAX_REQUEST        16384
 #define REQUEST_TIMEOUT_MS 10000
 
 struct offer {

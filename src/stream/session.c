@@ -43,11 +43,11 @@
 #include "util/cleanup.h"
 #include "util/log.h"
 
-#define STREAM_WAIT_MS 30000        /* the kubelet's stream creation timeout */
-#define MAX_PENDING (4u << 20)      /* buffered client input before we stop reading */
-#define DRAIN_AFTER_EXIT_MS 2000    /* output still read once the process exited */
-#define KILL_GRACE_MS 2000
-#define MAX_PAIRS 32
+#define STREAM_WAIT_MS      30000      /* the kubelet's stream creation timeout */
+#define MAX_PENDING         (4u << 20) /* buffered client input before we stop reading */
+#define DRAIN_AFTER_EXIT_MS 2000       /* output still read once the process exited */
+#define KILL_GRACE_MS       2000
+#define MAX_PAIRS           32
 
 static int64_t mono_ms(void)
 {
@@ -168,8 +168,8 @@ static void parse_resize(struct rc *r)
 {
     while (r->resize.len > 0) {
         json_error_t je;
-        json_t *o = json_loadb((const char *)r->resize.p, r->resize.len,
-                               JSON_DISABLE_EOF_CHECK, &je);
+        json_t *o =
+            json_loadb((const char *)r->resize.p, r->resize.len, JSON_DISABLE_EOF_CHECK, &je);
         if (!o) {
             if (r->resize.len > 4096) /* garbage, not a partial object */
                 r->resize.len = 0;
@@ -368,8 +368,8 @@ static void rc_finish(struct rc *r)
                 snprintf(text, sizeof text, "command terminated with non-zero exit code: %d",
                          r->status);
                 st = json_pack("{s:{}, s:s, s:s, s:s, s:{s:[{s:s, s:s}]}}", "metadata", "status",
-                               "Failure", "message", text, "reason", "NonZeroExitCode",
-                               "details", "causes", "reason", "ExitCode", "message", code);
+                               "Failure", "message", text, "reason", "NonZeroExitCode", "details",
+                               "causes", "reason", "ExitCode", "message", code);
             }
             msg = st ? json_dumps(st, JSON_COMPACT) : NULL;
             json_decref(st);
@@ -482,8 +482,8 @@ static void run_remotecommand(int fd, int stop_fd, const hp_stream_req *req, int
                    .tty_fd = -1,
                    .attach_fd = -1};
     hp_err e = HP_ERR_INIT;
-    hp_spdy_cb cb = {.ud = &r, .on_stream = rc_on_stream, .on_data = rc_on_data,
-                     .on_reset = rc_on_reset};
+    hp_spdy_cb cb = {
+        .ud = &r, .on_stream = rc_on_stream, .on_data = rc_on_data, .on_reset = rc_on_reset};
     r.spdy = hp_spdy_new(fd, &cb, &e);
     if (!r.spdy) {
         hp_warn("stream %s: %s", req->target, e.msg);
@@ -533,8 +533,7 @@ static void run_remotecommand(int fd, int stop_fd, const hp_stream_req *req, int
         if (drain_until && mono_ms() >= drain_until)
             break; /* something in the container still holds the output open */
         struct pollfd p[7];
-        int np = 0, i_sock = -1, i_stop, i_out = -1, i_err = -1, i_in = -1, i_pid = -1,
-            i_att = -1;
+        int np = 0, i_sock = -1, i_stop, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_att = -1;
         if (r.in.len < MAX_PENDING) {
             i_sock = np;
             p[np++] = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -551,8 +550,8 @@ static void run_remotecommand(int fd, int stop_fd, const hp_stream_req *req, int
         }
         if (r.attach_fd >= 0) {
             i_att = np;
-            p[np++] = (struct pollfd){.fd = r.attach_fd,
-                                      .events = POLLIN | (r.in.len ? POLLOUT : 0)};
+            p[np++] =
+                (struct pollfd){.fd = r.attach_fd, .events = POLLIN | (r.in.len ? POLLOUT : 0)};
         }
         if (r.in_fd >= 0 && r.in.len) {
             i_in = np;
@@ -798,8 +797,8 @@ static void run_portforward(int fd, int stop_fd, const hp_stream_req *req)
 {
     struct pf f = {.req = req};
     hp_err e = HP_ERR_INIT;
-    hp_spdy_cb cb = {.ud = &f, .on_stream = pf_on_stream, .on_data = pf_on_data,
-                     .on_reset = pf_on_reset};
+    hp_spdy_cb cb = {
+        .ud = &f, .on_stream = pf_on_stream, .on_data = pf_on_data, .on_reset = pf_on_reset};
     f.spdy = hp_spdy_new(fd, &cb, &e);
     if (!f.spdy) {
         hp_warn("stream %s: %s", req->target, e.msg);

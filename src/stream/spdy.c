@@ -10,36 +10,90 @@
 
 #include "util/cleanup.h"
 
-#define SPDY_VERSION 3
-#define T_SYN_STREAM 1
-#define T_SYN_REPLY 2
-#define T_RST_STREAM 3
-#define T_SETTINGS 4
-#define T_PING 6
-#define T_GOAWAY 7
-#define T_HEADERS 8
+#define SPDY_VERSION    3
+#define T_SYN_STREAM    1
+#define T_SYN_REPLY     2
+#define T_RST_STREAM    3
+#define T_SETTINGS      4
+#define T_PING          6
+#define T_GOAWAY        7
+#define T_HEADERS       8
 #define T_WINDOW_UPDATE 9
-#define FLAG_FIN 0x01
+#define FLAG_FIN        0x01
 
-#define MAX_FRAME (1u << 20)     /* larger frames are refused */
-#define MAX_HEADERS (64u << 10)  /* decompressed header block limit */
+#define MAX_FRAME      (1u << 20)  /* larger frames are refused */
+#define MAX_HEADERS    (64u << 10) /* decompressed header block limit */
 #define MAX_SEND_CHUNK (16u << 10)
-#define WINDOW_RETURN (32u << 10) /* return window once this much was consumed */
-#define MAX_NV 64
+#define WINDOW_RETURN  (32u << 10) /* return window once this much was consumed */
+#define MAX_NV         64
 
 /* The SPDY/3 header compression dictionary (draft 3, section 2.6.10.1): these
  * names, each preceded by its 32-bit big-endian length, then TAIL. */
-static const char *const dict_names[] = {
-    "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset",
-    "accept-encoding", "accept-language", "accept-ranges", "age", "allow", "authorization",
-    "cache-control", "connection", "content-base", "content-encoding", "content-language",
-    "content-length", "content-location", "content-md5", "content-range", "content-type", "date",
-    "etag", "expect", "expires", "from", "host", "if-match", "if-modified-since", "if-none-match",
-    "if-range", "if-unmodified-since", "last-modified", "location", "max-forwards", "pragma",
-    "proxy-authenticate", "proxy-authorization", "range", "referer", "retry-after", "server", "te",
-    "trailer", "transfer-encoding", "upgrade", "user-agent", "vary", "via", "warning",
-    "www-authenticate", "method", "get", "status", "200 OK", "version", "HTTP/1.1", "url",
-    "public", "set-cookie", "keep-alive", "origin"};
+static const char *const dict_names[] = {"options",
+                                         "head",
+                                         "post",
+                                         "put",
+                                         "delete",
+                                         "trace",
+                                         "accept",
+                                         "accept-charset",
+                                         "accept-encoding",
+                                         "accept-language",
+                                         "accept-ranges",
+                                         "age",
+                                         "allow",
+                                         "authorization",
+                                         "cache-control",
+                                         "connection",
+                                         "content-base",
+                                         "content-encoding",
+                                         "content-language",
+                                         "content-length",
+                                         "content-location",
+                                         "content-md5",
+                                         "content-range",
+                                         "content-type",
+                                         "date",
+                                         "etag",
+                                         "expect",
+                                         "expires",
+                                         "from",
+                                         "host",
+                                         "if-match",
+                                         "if-modified-since",
+                                         "if-none-match",
+                                         "if-range",
+                                         "if-unmodified-since",
+                                         "last-modified",
+                                         "location",
+                                         "max-forwards",
+                                         "pragma",
+                                         "proxy-authenticate",
+                                         "proxy-authorization",
+                                         "range",
+                                         "referer",
+                                         "retry-after",
+                                         "server",
+                                         "te",
+                                         "trailer",
+                                         "transfer-encoding",
+                                         "upgrade",
+                                         "user-agent",
+                                         "vary",
+                                         "via",
+                                         "warning",
+                                         "www-authenticate",
+                                         "method",
+                                         "get",
+                                         "status",
+                                         "200 OK",
+                                         "version",
+                                         "HTTP/1.1",
+                                         "url",
+                                         "public",
+                                         "set-cookie",
+                                         "keep-alive",
+                                         "origin"};
 static const char dict_tail[] =
     "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
     "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request"

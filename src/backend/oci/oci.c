@@ -1670,8 +1670,7 @@ static int running_or_fail(oci_be *be, const char *id, const char *what, hp_err 
     if (status_by_id(be, id, &st, err) < 0)
         return -1;
     if (st.state != RUNTIME__V1__CONTAINER_STATE__CONTAINER_RUNNING)
-        return hp_err_set(err, HP_FAILED_PRECONDITION, "%s: container %s is not running", what,
-                          id);
+        return hp_err_set(err, HP_FAILED_PRECONDITION, "%s: container %s is not running", what, id);
     return 0;
 }
 

@@ -850,8 +850,8 @@ static int stream_url(hp_backend *be, hp_be_container *c, hp_be_pod *pod,
         Runtime__V1__ExecRequest req = *(const Runtime__V1__ExecRequest *)msg;
         Runtime__V1__ExecResponse *resp = NULL;
         req.container_id = rid;
-        if (call(b, RT "Exec", &req, &runtime__v1__exec_response__descriptor, b->timeout_ms,
-                 &resp, err) < 0)
+        if (call(b, RT "Exec", &req, &runtime__v1__exec_response__descriptor, b->timeout_ms, &resp,
+                 err) < 0)
             return -1;
         tail = resp->url;
         *url = strdup(tail ? tail : "");

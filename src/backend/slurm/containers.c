@@ -988,9 +988,8 @@ static void strip_srun_tail(uint8_t *buf, size_t *len)
 /* The srun command running argv in container c as an --overlap step of its
  * job (argv[0] = argv0).  Fills a; 0, or -1 with err (FAILED_PRECONDITION
  * while the job waits for its allocation or after the container exited). */
-static int exec_step_argv(slurm_be *b, hp_be_container *c, const char *argv0,
-                          char *const *argv, size_t argc, bool tty, hp_slurm_argv *a,
-                          hp_err *err)
+static int exec_step_argv(slurm_be *b, hp_be_container *c, const char *argv0, char *const *argv,
+                          size_t argc, bool tty, hp_slurm_argv *a, hp_err *err)
 {
     char dir[4200], job[24];
     if (ctr_dir(b, c, dir, sizeof dir, err) < 0 || ctr_job(dir, job, sizeof job, err) < 0)
