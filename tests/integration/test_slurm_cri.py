@@ -15,6 +15,7 @@ import time
 import grpc
 import pytest
 
+from spdy_client import remote_command
 from conftest import Cri, api_pb2, REPO
 
 TOOLS = os.path.join(REPO, "tests", "tools")
@@ -205,6 +206,17 @@ def test_pod_container_logs_exec_gpu_stop(env):
     assert out[0] == "0", out
     assert out[-1] == jid
     assert r.stderr == b"", r.stderr
+    # streaming Exec (kubectl exec): an --overlap step with stdin, then a tty
+    r = remote_command(c.Exec(container_id=cid, cmd=["sh", "-c", "wc -c; echo $SLURM_JOB_ID >&2;"
+                                                     " exit 5"],
+                              stdin=True, stdout=True, stderr=True).url, stdin=b"y" * 5000)
+    assert r.stdout.strip() == b"5000", r.stdout
+    assert jid.encode() in r.stderr, r.stderr
+    assert r.exit_code == 5, r.error
+    r = remote_command(c.Exec(container_id=cid, cmd=["sh", "-c", "tty; stty size"], tty=True,
+                              stdout=True).url, tty=True, resize=(90, 30))
+    assert r.exit_code == 0, r.error
+    assert b"/dev/pts/" in r.stdout, r.stdout
     # exactly the allocated GPU's device node (gpu_devices), a real char device
     r = c.ExecSync(container_id=cid, cmd=["sh", "-c", "ls /dev | grep fakegpu; "
                                           "[ -c /dev/fakegpu0 ] && echo char"], timeout=20)
