@@ -27,6 +27,7 @@ import time
 import grpc
 import pytest
 
+from spdy_client import remote_command
 from conftest import BUILD, REPO, Cri, Daemon, api_pb2, sanitizer_report
 
 TOOLS = os.path.join(REPO, "tests", "tools")
@@ -359,6 +360,13 @@ def test_lifecycle_in_user_namespace(clean):
     # ExecSync: root inside, the user outside
     r = c.ExecSync(container_id=cid, cmd=["sh", "-c", "id -u"], timeout=10)
     assert r.exit_code == 0 and r.stdout == b"0\n"
+    # streaming Exec from the unprivileged daemon: pipes, then a terminal
+    r = remote_command(c.Exec(container_id=cid, cmd=["sh", "-c", "id -u; cat; exit 2"],
+                              stdin=True, stdout=True, stderr=True).url, stdin=b"via stdin\n")
+    assert (r.stdout, r.exit_code) == (b"0\nvia stdin\n", 2), (r.stdout, r.error)
+    r = remote_command(c.Exec(container_id=cid, cmd=["sh", "-c", "stty size"], tty=True,
+                              stdout=True).url, tty=True, resize=(70, 20))
+    assert r.stdout.strip() == b"20 70", r.stdout
     r = c.ExecSync(container_id=cid, cmd=["sh", "-c", "mkdir -p /tmp && echo data > /tmp/made-inside && "
                                           "cat /etc/hostname"], timeout=10)
     assert r.exit_code == 0 and r.stdout == b"web\n", r
