@@ -3,6 +3,7 @@ SPDY/3.1 client (tests/integration/spdy_client.py, speaking what the kubelet
 and crictl speak) connects to the daemon's streaming server, and the process
 runs in a real runc container under conmon."""
 import os
+import signal
 import socket
 import threading
 import time
@@ -226,3 +227,64 @@ def test_port_forward_host_network_pod(env):
     assert (data, error) == (b"host saw ping", b"")
     t.join(5)
     srv.close()
+
+
+@pytest.mark.valgrind
+@pytest.mark.slow
+def test_streaming_under_valgrind(registry, daemon_factory, tmp_path):  # noqa: F811
+    if os.getuid() != 0:
+        pytest.skip("needs root (runc containers)")
+    vlog = str(tmp_path / "valgrind.log")
+    conf = tmp_path / "hpcri.conf"
+    conf.write_text('[registry "%s"]\ninsecure = true\n\n[runtime]\ntype = oci\n'
+                    'runtime_path = runc\n' % registry["host"])
+    d = daemon_factory(config=str(conf), sub="d", start=False, wrapper=[
+        "valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
+        "--error-exitcode=99", "--trace-children=no", "--log-file=" + vlog])
+    d.start(timeout=120)
+    from conftest import Cri
+    c = Cri(d.socket)
+    image = registry["host"] + "/test/busybox:latest"
+    c.PullImage(image=api_pb2.ImageSpec(image=image), timeout=300)
+    e = {"c": c, "image": image, "logs": str(tmp_path / "logs")}
+    script = 'while read l; do echo "got $l"; done'
+    pod, cid = run(e, "vg", "c", ["sh", "-c", script], stdin=True)
+    nc = c.CreateContainer(pod_sandbox_id=pod, config=ctr_config(
+        e, "echo", ["sh", "-c", "nc -ll -p 8080 -e cat"]), sandbox_config=pod_config(e, "vg"),
+        timeout=60).container_id
+    c.StartContainer(container_id=nc, timeout=60)
+    r = remote_command(c.Exec(container_id=cid, cmd=["sh", "-c", "cat; exit 3"], stdin=True,
+                              stdout=True, stderr=True, timeout=60).url, stdin=b"abc" * 1000,
+                       timeout=60)
+    assert (r.stdout, r.exit_code) == (b"abc" * 1000, 3)
+    r = remote_command(c.Exec(container_id=cid, cmd=["sh", "-c", "stty size"], tty=True,
+                              stdout=True, timeout=60).url, tty=True, resize=(80, 25), timeout=60)
+    assert r.stdout.strip() == b"25 80"
+    url = c.Attach(container_id=cid, stdin=True, stdout=True, timeout=60).url
+    s = Session(url, ("v4.channel.k8s.io",), timeout=60)
+    s.open([("streamtype", "error")])
+    sin = s.open([("streamtype", "stdin")])
+    sout = s.open([("streamtype", "stdout")])
+    s.send(sin, b"valgrind\n")
+    assert s.until(lambda: b"got valgrind" in s.data.get(sout, b""))
+    s.close()
+    deadline = time.monotonic() + 60
+    got = None
+    while time.monotonic() < deadline:
+        url = c.PortForward(pod_sandbox_id=pod, port=[8080], timeout=60).url
+        got = port_forward(url, 8080, [b"pf\n"], timeout=60)
+        if got[0][0] == b"pf\n":
+            break
+        time.sleep(0.5)
+    assert got[0] == (b"pf\n", b"")
+    with pytest.raises(UpgradeError):
+        remote_command(url.rsplit("/", 1)[0] + "/AAAAAAAAAAAAAAAA", stderr=False)
+    c.RemovePodSandbox(pod_sandbox_id=pod, timeout=120)
+    c.close()
+    rc = d.stop(signal.SIGTERM, timeout=120)
+    with open(vlog) as f:
+        report = f.read()
+    assert rc == 0, report[-4000:]
+    assert "ERROR SUMMARY: 0 errors" in report, report[-4000:]
+    assert "definitely lost: 0 bytes" in report or "no leaks are possible" in report, \
+        report[-4000:]
